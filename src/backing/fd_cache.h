@@ -1,0 +1,50 @@
+// A bounded cache of O_PATH descriptors for backing files, keyed by node id.
+//
+// Coherence contract: an entry is a descriptor for the file that the caller's handle named when
+// it was inserted; the cache never reopens anything itself. Callers erase the entry when the
+// node id is forgotten or starts naming another file (inode number reuse). A descriptor handed
+// out stays open for as long as the caller holds the shared_ptr, even if it is evicted
+// meanwhile: eviction only drops the cache's reference.
+//
+// Lock order: FdCache::mutex_ is a leaf lock; nothing else is taken while it is held.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+#include "backing/unique_fd.h"
+
+namespace foldfs::backing {
+
+using SharedFd = std::shared_ptr<const UniqueFd>;
+
+class FdCache {
+ public:
+  explicit FdCache(size_t capacity) : capacity_(capacity) {}
+
+  SharedFd get(uint64_t key);
+  // Inserts (or replaces) the descriptor for `key` and returns it.
+  SharedFd put(uint64_t key, UniqueFd fd);
+  void erase(uint64_t key);
+
+  size_t size() const;
+  uint64_t evictions() const;
+
+ private:
+  struct Slot {
+    SharedFd fd;
+    std::list<uint64_t>::iterator lru_pos;
+  };
+  void evict_over_capacity();  // requires mutex_
+
+  const size_t capacity_;
+  mutable std::mutex mutex_;
+  std::unordered_map<uint64_t, Slot> slots_;  // Guarded by mutex_.
+  std::list<uint64_t> lru_;                   // Most recent first. Guarded by mutex_.
+  uint64_t evictions_ = 0;                    // Guarded by mutex_.
+};
+
+}  // namespace foldfs::backing

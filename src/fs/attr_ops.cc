@@ -1,0 +1,341 @@
+// Attributes, links, xattrs, statfs and inode flags (chattr/lsattr).
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "backing/casefold_flag.h"
+#include "backing/dir_reader.h"
+#include "backing/proc_path.h"
+#include "fs/dir_lock.h"
+#include "fs/filesystem.h"
+
+namespace foldfs::fs {
+
+using backing::ProcPath;
+using backing::SharedFd;
+using backing::UniqueFd;
+
+namespace {
+
+constexpr uint32_t kCasefoldFlag = 0x40000000;  // FS_CASEFOLD_FL
+
+bool unsupported(int err) { return err == ENOTTY || err == EOPNOTSUPP || err == EINVAL; }
+
+}  // namespace
+
+int Filesystem::getattr(uint64_t ino, struct stat* out) {
+  auto node = inode(ino);
+  if (!node) return ESTALE;
+  int err = 0;
+  SharedFd fd = path_fd(node, &err);
+  if (!fd) return err;
+  if (::fstat(fd->get(), out) != 0) return errno;
+  out->st_ino = node->id;
+  return 0;
+}
+
+int Filesystem::setattr(const Context&, uint64_t ino, const struct stat& attr, int to_set,
+                        const uint64_t* fh, struct stat* out) {
+  if (options_.read_only) return EROFS;
+  auto node = inode(ino);
+  if (!node) return ESTALE;
+  int err = 0;
+  SharedFd pfd = path_fd(node, &err);
+  if (!pfd) return err;
+  const int open_fd = fh ? file_fd(*fh) : -1;
+  const ProcPath path(pfd->get());
+  const bool is_symlink = S_ISLNK(node->type);
+
+  if (to_set & kSetAttrMode) {
+    if (is_symlink) return EOPNOTSUPP;
+    const int r = open_fd >= 0 ? ::fchmod(open_fd, attr.st_mode & 07777)
+                               : ::chmod(path.c_str(), attr.st_mode & 07777);
+    if (r != 0) return errno;
+  }
+  if (to_set & (kSetAttrUid | kSetAttrGid)) {
+    const uid_t uid = (to_set & kSetAttrUid) ? attr.st_uid : static_cast<uid_t>(-1);
+    const gid_t gid = (to_set & kSetAttrGid) ? attr.st_gid : static_cast<gid_t>(-1);
+    if (::fchownat(pfd->get(), "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+      return errno;
+    }
+  }
+  if (to_set & kSetAttrSize) {
+    int r;
+    if (open_fd >= 0) {
+      r = ::ftruncate(open_fd, attr.st_size);
+    } else {
+      const int fd = open_inode(node, O_WRONLY | O_NOFOLLOW);
+      if (fd < 0) return -fd;
+      r = ::ftruncate(fd, attr.st_size);
+      const int saved = errno;
+      ::close(fd);
+      errno = saved;
+    }
+    if (r != 0) return errno;
+  }
+  if (to_set & (kSetAttrAtime | kSetAttrMtime)) {
+    struct timespec times[2];
+    times[0].tv_nsec = UTIME_OMIT;
+    times[1].tv_nsec = UTIME_OMIT;
+    if (to_set & kSetAttrAtime) {
+      times[0] = (to_set & kSetAttrAtimeNow) ? timespec{0, UTIME_NOW} : attr.st_atim;
+    }
+    if (to_set & kSetAttrMtime) {
+      times[1] = (to_set & kSetAttrMtimeNow) ? timespec{0, UTIME_NOW} : attr.st_mtim;
+    }
+    // AT_EMPTY_PATH acts on the descriptor itself: on a symlink, the link, never its target.
+    if (::utimensat(pfd->get(), "", times, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno != EINVAL || is_symlink || ::utimensat(AT_FDCWD, path.c_str(), times, 0) != 0) {
+        return errno;
+      }
+    }
+  }
+  return getattr(ino, out);
+}
+
+int Filesystem::readlink(uint64_t ino, std::string* out) {
+  auto node = inode(ino);
+  if (!node) return ESTALE;
+  if (!S_ISLNK(node->type)) return EINVAL;
+  int err = 0;
+  SharedFd fd = path_fd(node, &err);
+  if (!fd) return err;
+  char buf[PATH_MAX + 1];
+  const ssize_t n = ::readlinkat(fd->get(), "", buf, sizeof(buf));
+  if (n < 0) return errno;
+  out->assign(buf, static_cast<size_t>(n));
+  return 0;
+}
+
+int Filesystem::access(const Context& ctx, uint64_t ino, int mask) {
+  struct stat st;
+  if (int err = getattr(ino, &st); err != 0) return err;
+  if (mask == F_OK) return 0;
+  if (options_.read_only && (mask & W_OK) && !S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
+    return EROFS;
+  }
+  if (ctx.uid == 0) {
+    const bool exec_ok = S_ISDIR(st.st_mode) || (st.st_mode & 0111);
+    return (mask & X_OK) && !exec_ok ? EACCES : 0;
+  }
+  mode_t bits = st.st_mode & 07;
+  if (ctx.uid == st.st_uid) bits = (st.st_mode >> 6) & 07;
+  else if (ctx.gid == st.st_gid) bits = (st.st_mode >> 3) & 07;
+  const mode_t want = ((mask & R_OK) ? 4 : 0) | ((mask & W_OK) ? 2 : 0) | ((mask & X_OK) ? 1 : 0);
+  return (bits & want) == want ? 0 : EACCES;
+}
+
+int Filesystem::statfs(uint64_t, struct statvfs* out) {
+  return ::fstatvfs(mount_fd_.get(), out) == 0 ? 0 : errno;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extended attributes. The magic /proc path reaches the file an O_PATH descriptor holds (for a
+// symlink, the link itself). foldfs's own attributes never show through the mount.
+
+int Filesystem::setxattr(uint64_t ino, std::string_view name, std::string_view value,
+                         int flags) {
+  if (backing::is_reserved_xattr(name)) return EPERM;
+  if (options_.read_only) return EROFS;
+  auto node = inode(ino);
+  if (!node) return ESTALE;
+  int err = 0;
+  SharedFd fd = path_fd(node, &err);
+  if (!fd) return err;
+  const std::string n(name);
+  if (::setxattr(ProcPath(fd->get()).c_str(), n.c_str(), value.data(), value.size(), flags) != 0) {
+    return errno;
+  }
+  return 0;
+}
+
+int Filesystem::getxattr(uint64_t ino, std::string_view name, size_t size, std::string* value,
+                         size_t* needed) {
+  if (backing::is_reserved_xattr(name)) return ENODATA;
+  auto node = inode(ino);
+  if (!node) return ESTALE;
+  int err = 0;
+  SharedFd fd = path_fd(node, &err);
+  if (!fd) return err;
+  const std::string n(name);
+  const ProcPath path(fd->get());
+  value->resize(size);
+  const ssize_t r = ::getxattr(path.c_str(), n.c_str(), size ? value->data() : nullptr, size);
+  if (r < 0) return errno;
+  *needed = static_cast<size_t>(r);
+  value->resize(size ? static_cast<size_t>(r) : 0);
+  return 0;
+}
+
+int Filesystem::listxattr(uint64_t ino, size_t size, std::string* list, size_t* needed) {
+  auto node = inode(ino);
+  if (!node) return ESTALE;
+  int err = 0;
+  SharedFd fd = path_fd(node, &err);
+  if (!fd) return err;
+  const ProcPath path(fd->get());
+  std::string raw;
+  for (;;) {
+    const ssize_t want = ::listxattr(path.c_str(), nullptr, 0);
+    if (want < 0) return errno;
+    raw.resize(static_cast<size_t>(want));
+    const ssize_t got = ::listxattr(path.c_str(), raw.data(), raw.size());
+    if (got >= 0) {
+      raw.resize(static_cast<size_t>(got));
+      break;
+    }
+    if (errno != ERANGE) return errno;  // grew meanwhile: ask again
+  }
+  std::string visible;
+  for (size_t pos = 0; pos < raw.size();) {
+    const size_t end = raw.find('\0', pos);
+    const std::string_view entry(raw.data() + pos, (end == std::string::npos ? raw.size() : end) - pos);
+    if (!backing::is_reserved_xattr(entry)) {
+      visible.append(entry);
+      visible.push_back('\0');
+    }
+    pos = end == std::string::npos ? raw.size() : end + 1;
+  }
+  *needed = visible.size();
+  if (size == 0) return 0;
+  if (size < visible.size()) return ERANGE;
+  *list = std::move(visible);
+  return 0;
+}
+
+int Filesystem::removexattr(uint64_t ino, std::string_view name) {
+  if (backing::is_reserved_xattr(name)) return EPERM;
+  if (options_.read_only) return EROFS;
+  auto node = inode(ino);
+  if (!node) return ESTALE;
+  int err = 0;
+  SharedFd fd = path_fd(node, &err);
+  if (!fd) return err;
+  const std::string n(name);
+  return ::removexattr(ProcPath(fd->get()).c_str(), n.c_str()) == 0 ? 0 : errno;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inode flags. FS_CASEFOLD_FL is foldfs's own (stored as an xattr, see backing/casefold_flag.h);
+// every other flag belongs to the backing filesystem and passes through when it has them.
+
+namespace {
+
+int backing_get_flags(int fd, uint32_t* flags) {
+  int value = 0;
+  if (::ioctl(fd, FS_IOC_GETFLAGS, &value) != 0) return errno;
+  *flags = static_cast<uint32_t>(value);
+  return 0;
+}
+
+int backing_set_flags(int fd, uint32_t flags) {
+  int value = static_cast<int>(flags);
+  return ::ioctl(fd, FS_IOC_SETFLAGS, &value) == 0 ? 0 : errno;
+}
+
+}  // namespace
+
+int Filesystem::get_flags(uint64_t ino, uint32_t* flags) {
+  auto node = inode(ino);
+  if (!node) return ESTALE;
+  const int fd = open_inode(node, (node->is_dir() ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK)
+                                      | O_NOFOLLOW);
+  if (fd < 0) return -fd;
+  UniqueFd owned(fd);
+  uint32_t value = 0;
+  const int err = backing_get_flags(fd, &value);
+  if (err != 0 && !(node->is_dir() && unsupported(err))) return err;
+  if (err != 0) value = 0;
+  value &= ~kCasefoldFlag;
+  if (node->is_dir() && casefolded(*node)) value |= kCasefoldFlag;
+  *flags = value;
+  return 0;
+}
+
+int Filesystem::set_flags(const Context&, uint64_t ino, uint32_t flags) {
+  auto node = inode(ino);
+  if (!node) return ESTALE;
+  const bool want_casefold = flags & kCasefoldFlag;
+  const uint32_t others = flags & ~kCasefoldFlag;
+  if (!node->is_dir()) {
+    if (want_casefold) return EOPNOTSUPP;  // as ext4: only directories fold names
+    const int fd = open_inode(node, O_RDONLY | O_NONBLOCK | O_NOFOLLOW);
+    if (fd < 0) return -fd;
+    UniqueFd owned(fd);
+    return backing_set_flags(fd, others);
+  }
+
+  const int fd = open_inode(node, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  if (fd < 0) return -fd;
+  UniqueFd owned(fd);
+  DirLock lock(*node->dir, DirLock::kWrite);
+  uint32_t current = 0;
+  const int get_err = backing_get_flags(fd, &current);
+  if (get_err != 0 && !unsupported(get_err)) return get_err;
+  current &= ~kCasefoldFlag;
+  if (others != current) {
+    if (int e = backing_set_flags(fd, others); e != 0) return e;
+  }
+  if (want_casefold == casefolded(*node)) return 0;
+  if (options_.casefold == CasefoldMode::kAll) return EPERM;  // every directory folds
+  if (options_.read_only) return EROFS;
+  std::vector<backing::DirEntry> entries;
+  if (int e = backing::read_directory(fd, &entries); e != 0) return e;
+  if (!entries.empty()) return ENOTEMPTY;  // as ext4: rules change only on empty directories
+  if (int e = backing::write_casefold_flag(fd, want_casefold); e != 0) return e;
+  {
+    std::lock_guard index_lock(node->dir->index_lock);
+    node->dir->index.clear();
+    ++node->dir->generation;
+  }
+  node->dir->casefold = want_casefold;
+  // Whatever the kernel cached under the old rules (misses above all) is void now.
+  invalidate_kernel_dentries();
+  return 0;
+}
+
+int Filesystem::get_fsxattr(uint64_t ino, void* out) {
+  auto node = inode(ino);
+  if (!node) return ESTALE;
+  auto* fsx = static_cast<struct fsxattr*>(out);
+  std::memset(fsx, 0, sizeof(*fsx));
+  const int fd = open_inode(node, (node->is_dir() ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK)
+                                      | O_NOFOLLOW);
+  if (fd < 0) return -fd;
+  UniqueFd owned(fd);
+  if (::ioctl(fd, FS_IOC_FSGETXATTR, fsx) != 0) {
+    if (!unsupported(errno)) return errno;
+    std::memset(fsx, 0, sizeof(*fsx));  // no such attributes here: all zero
+  }
+  return 0;
+}
+
+int Filesystem::set_fsxattr(uint64_t ino, const void* in) {
+  if (options_.read_only) return EROFS;
+  auto node = inode(ino);
+  if (!node) return ESTALE;
+  const auto* wanted = static_cast<const struct fsxattr*>(in);
+  const int fd = open_inode(node, (node->is_dir() ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK)
+                                      | O_NOFOLLOW);
+  if (fd < 0) return -fd;
+  UniqueFd owned(fd);
+  struct fsxattr copy = *wanted;
+  if (::ioctl(fd, FS_IOC_FSSETXATTR, &copy) == 0) return 0;
+  if (!unsupported(errno)) return errno;
+  // The backing fs has none: setting what reads back as all-zero is a successful no-op.
+  struct fsxattr zero;
+  std::memset(&zero, 0, sizeof(zero));
+  return wanted->fsx_xflags == 0 && wanted->fsx_extsize == 0 && wanted->fsx_projid == 0 &&
+                 wanted->fsx_cowextsize == 0
+             ? 0
+             : EOPNOTSUPP;
+}
+
+}  // namespace foldfs::fs

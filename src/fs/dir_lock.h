@@ -1,0 +1,49 @@
+// Holds a directory's namespace lock (DirState::ns_lock) for the length of an operation:
+// shared for lookups, exclusive for changes. Two directories (rename) are locked in increasing
+// node id order, the order written in filesystem.h.
+#pragma once
+
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+
+#include "fs/inode_table.h"
+
+namespace foldfs::fs {
+
+class DirLock {
+ public:
+  enum Mode { kRead, kWrite };
+  DirLock(DirState& dir, Mode mode) : dir_(&dir), mode_(mode) {
+    if (mode == kRead) dir.ns_lock.lock_shared();
+    else dir.ns_lock.lock();
+  }
+  DirLock(const DirLock&) = delete;
+  DirLock& operator=(const DirLock&) = delete;
+  ~DirLock() {
+    if (mode_ == kRead) dir_->ns_lock.unlock_shared();
+    else dir_->ns_lock.unlock();
+  }
+
+ private:
+  DirState* dir_;
+  Mode mode_;
+};
+
+// Exclusive locks on two directories (the same one once), in increasing node id order.
+class TwoDirLock {
+ public:
+  TwoDirLock(Inode& a, Inode& b) {
+    Inode* first = a.id <= b.id ? &a : &b;
+    Inode* second = first == &a ? &b : &a;
+    first_.emplace(*first->dir, DirLock::kWrite);
+    if (second != first) second_.emplace(*second->dir, DirLock::kWrite);
+  }
+
+ private:
+  // Destroyed in reverse order of declaration: second_ unlocks first.
+  std::optional<DirLock> first_;
+  std::optional<DirLock> second_;
+};
+
+}  // namespace foldfs::fs

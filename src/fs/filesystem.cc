@@ -1,0 +1,337 @@
+// Inode plumbing, name resolution and lookups. The lock order is in filesystem.h.
+#include "fs/filesystem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backing/casefold_flag.h"
+#include "backing/dir_reader.h"
+#include "backing/proc_path.h"
+#include "fs/dir_lock.h"
+
+namespace foldfs::fs {
+
+using backing::SharedFd;
+using backing::UniqueFd;
+
+Filesystem::Filesystem(const Options& options, UniqueFd root, UniqueFd mount_fd)
+    : options_(options),
+      root_fd_(std::move(root)),
+      mount_fd_(std::move(mount_fd)),
+      fds_(options.fd_cache_capacity) {}
+
+Filesystem::~Filesystem() = default;
+
+names::FoldRules Filesystem::rules() const {
+  return {unicode::Version::kUtf8_12_1,
+          options_.strict ? unicode::Strictness::kStrict : unicode::Strictness::kLenient};
+}
+
+std::unique_ptr<Filesystem> Filesystem::open(const std::string& backing, const Options& options,
+                                             int* error) {
+  UniqueFd root(::open(backing.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root.valid()) {
+    *error = errno;
+    return nullptr;
+  }
+  UniqueFd mount_fd(::openat(root.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!mount_fd.valid()) {
+    *error = errno;
+    return nullptr;
+  }
+  struct stat st;
+  if (::fstat(root.get(), &st) != 0) {
+    *error = errno;
+    return nullptr;
+  }
+  std::unique_ptr<Filesystem> fs(new Filesystem(options, std::move(root), std::move(mount_fd)));
+  fs->root_dev_ = st.st_dev;
+
+  auto inode = std::make_shared<Inode>();
+  inode->id = kRootId;
+  inode->backing_ino = st.st_ino;
+  inode->backing_dev = st.st_dev;
+  inode->type = S_IFDIR;
+  if (inode->handle.assign_from(fs->root_fd_.get(), "") != 0) {
+    inode->pinned_fd = UniqueFd(::fcntl(fs->root_fd_.get(), F_DUPFD_CLOEXEC, 0));
+  }
+  inode->generation = inode->handle.empty() ? 0 : inode->handle.digest();
+  inode->dir = std::make_unique<DirState>(fs->rules());
+  bool flag = false;
+  if (int err = backing::read_casefold_flag(fs->root_fd_.get(), &flag); err != 0) {
+    *error = err;
+    return nullptr;
+  }
+  inode->dir->casefold = flag;
+  fs->inodes_.insert_root(std::move(inode));
+  return fs;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inodes
+
+std::shared_ptr<Inode> Filesystem::inode(uint64_t ino) const { return inodes_.get(ino); }
+
+int Filesystem::dir_inode(uint64_t ino, std::shared_ptr<Inode>* out) const {
+  *out = inodes_.get(ino);
+  if (!*out) return ESTALE;
+  return (*out)->is_dir() ? 0 : ENOTDIR;
+}
+
+uint64_t Filesystem::fd_cache_key(const Inode& inode) {
+  // The generation tells apart two files that held the same inode number in turn.
+  return inode.id ^ (inode.generation * 0x9e3779b97f4a7c15ull);
+}
+
+SharedFd Filesystem::path_fd(const std::shared_ptr<Inode>& inode, int* error) {
+  if (inode->pinned_fd.valid()) return SharedFd(inode, &inode->pinned_fd);
+  if (inode->id == kRootId && inode->handle.empty()) return SharedFd(inode, &root_fd_);
+  const uint64_t key = fd_cache_key(*inode);
+  if (SharedFd fd = fds_.get(key)) return fd;
+  const int fd = inode->handle.open(mount_fd_.get(), O_PATH | O_NOFOLLOW);
+  if (fd < 0) {
+    *error = -fd;
+    return nullptr;
+  }
+  return fds_.put(key, UniqueFd(fd));
+}
+
+int Filesystem::open_inode(const std::shared_ptr<Inode>& inode, int flags) {
+  flags |= O_CLOEXEC;
+  if (!inode->handle.empty()) return inode->handle.open(mount_fd_.get(), flags);
+  int error = 0;
+  SharedFd pfd = path_fd(inode, &error);
+  if (!pfd) return -error;
+  const int fd = ::open(backing::ProcPath(pfd->get()).c_str(), flags & ~O_NOFOLLOW);
+  return fd >= 0 ? fd : -errno;
+}
+
+uint64_t Filesystem::node_id_for(const struct stat& st) {
+  if (st.st_dev == root_dev_) {
+    // Id 1 is FUSE's root: a backing file with inode number 1 (never the root here) moves.
+    return st.st_ino == 1 ? (1ull << 63) | 1 : st.st_ino;
+  }
+  // Files of other filesystems mounted inside the backing tree: the device's position in a
+  // small table goes into the top byte so that equal inode numbers do not collide.
+  std::lock_guard lock(devices_mutex_);
+  size_t index = 0;
+  while (index < foreign_devices_.size() && foreign_devices_[index] != st.st_dev) ++index;
+  if (index == foreign_devices_.size()) foreign_devices_.push_back(st.st_dev);
+  return (static_cast<uint64_t>(index + 1) << 56) ^ st.st_ino;
+}
+
+bool Filesystem::casefolded(const Inode& dir) const {
+  return options_.casefold == CasefoldMode::kAll || (dir.dir && dir.dir->casefold.load());
+}
+
+int Filesystem::entry_from_fd(UniqueFd fd, EntryOut* out) {
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return errno;
+  auto fresh = std::make_shared<Inode>();
+  fresh->id = st.st_ino == 0 ? 0 : node_id_for(st);
+  if (st.st_ino == 0) return EIO;
+  if (st.st_dev == root_dev_ && st.st_ino == inodes_.get(kRootId)->backing_ino) {
+    fresh->id = kRootId;  // ".." of a top-level directory
+  }
+  fresh->backing_ino = st.st_ino;
+  fresh->backing_dev = st.st_dev;
+  fresh->type = st.st_mode & S_IFMT;
+  if (fresh->handle.assign_from(fd.get(), "") != 0) fresh->handle = backing::FileHandle();
+  fresh->generation = fresh->handle.empty() ? 0 : fresh->handle.digest();
+
+  std::shared_ptr<Inode> known = inodes_.get(fresh->id);
+  const bool same_file = known && (fresh->handle.empty() ? known->backing_ino == st.st_ino
+                                                         : known->handle == fresh->handle);
+  bool changed = false;
+  std::shared_ptr<Inode> inode;
+  if (same_file) {
+    inode = inodes_.acquire(known, &changed);
+  } else {
+    if (S_ISDIR(st.st_mode)) {
+      fresh->dir = std::make_unique<DirState>(rules());
+      bool flag = false;
+      if (int err = backing::read_casefold_flag(fd.get(), &flag); err != 0) return err;
+      fresh->dir->casefold = flag;
+    }
+    if (fresh->handle.empty()) fresh->pinned_fd = UniqueFd(fd.release());
+    inode = inodes_.acquire(fresh, &changed);
+  }
+  if (changed) fds_.erase(fd_cache_key(*inode));
+  if (fd.valid() && !inode->pinned_fd.valid()) fds_.put(fd_cache_key(*inode), std::move(fd));
+
+  out->ino = inode->id;
+  out->generation = inode->generation;
+  out->attr = st;
+  out->attr.st_ino = inode->id;
+  out->attr_timeout = options_.attr_timeout;
+  return 0;
+}
+
+int Filesystem::make_entry(Inode& parent, int dirfd, const std::string& stored, EntryOut* out) {
+  UniqueFd fd(::openat(dirfd, stored.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return errno;
+  const int err = entry_from_fd(std::move(fd), out);
+  if (err == 0) out->entry_timeout = entry_timeout_for(parent, false);
+  return err;
+}
+
+void Filesystem::forget(uint64_t ino, uint64_t nlookup) {
+  if (auto removed = inodes_.release(ino, nlookup)) fds_.erase(fd_cache_key(*removed));
+}
+
+bool Filesystem::is_casefolded(uint64_t ino) {
+  auto node = inode(ino);
+  return node && node->is_dir() && casefolded(*node);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names
+
+int Filesystem::check_name(std::string_view name, bool casefold) const {
+  if (name.empty()) return ENOENT;
+  if (name.size() > unicode::kMaxNameBytes) return ENAMETOOLONG;
+  if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos) {
+    return EINVAL;
+  }
+  if (casefold && options_.strict && !unicode::is_valid_utf8(name)) return EINVAL;
+  return 0;
+}
+
+uint64_t Filesystem::key_hash_of(std::string_view name) const {
+  unicode::KeyBuffer key;
+  const auto r = rules();
+  if (key.assign(name, r.version, r.strictness) == unicode::FoldStatus::kRefused) {
+    return unicode::key_hash(name);
+  }
+  return unicode::key_hash(key.view());
+}
+
+int Filesystem::ensure_index_locked(DirState& dir, int dirfd) {
+  struct stat st;
+  if (::fstat(dirfd, &st) != 0) return errno;
+  const bool fresh = dir.index.complete() && st.st_mtim.tv_sec == dir.index_mtime.tv_sec &&
+                     st.st_mtim.tv_nsec == dir.index_mtime.tv_nsec &&
+                     st.st_ctim.tv_sec == dir.index_ctime.tv_sec &&
+                     st.st_ctim.tv_nsec == dir.index_ctime.tv_nsec;
+  if (fresh) return 0;
+  std::vector<backing::DirEntry> entries;
+  if (int err = backing::read_directory(dirfd, &entries); err != 0) return err;
+  std::vector<std::string> names;
+  names.reserve(entries.size());
+  for (auto& e : entries) names.push_back(std::move(e.name));
+  dir.index.load(names);
+  dir.index_mtime = st.st_mtim;
+  dir.index_ctime = st.st_ctim;
+  counters_.index_loads++;
+  return 0;
+}
+
+// Finds the stored name `name` stands for in a casefolded directory: the exact spelling when it
+// exists (checked first: cheapest, and it keeps every entry of a directory with collisions
+// reachable), else the bytewise smallest equivalent. Requires dir.ns_lock (either mode).
+int Filesystem::resolve_locked(Inode& dir, int dirfd, std::string_view name,
+                               std::string* stored) {
+  struct stat st;
+  const std::string exact(name);
+  if (::fstatat(dirfd, exact.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    *stored = exact;
+    counters_.exact_hits++;
+    return 0;
+  }
+  if (errno != ENOENT) return errno;
+  std::lock_guard lock(dir.dir->index_lock);
+  if (int err = ensure_index_locked(*dir.dir, dirfd); err != 0) return err;
+  auto found = dir.dir->index.resolve(name);
+  if (!found || *found == exact) return ENOENT;  // an index entry for `exact` is stale
+  *stored = std::move(*found);
+  counters_.folded_hits++;
+  return 0;
+}
+
+void Filesystem::index_change(Inode& dir, int dirfd, std::string_view added,
+                              std::string_view removed) {
+  DirState& state = *dir.dir;
+  std::lock_guard lock(state.index_lock);
+  if (!state.index.complete()) return;
+  if (!removed.empty()) state.index.erase(removed);
+  if (!added.empty()) state.index.insert(added);
+  ++state.generation;
+  // The directory's times moved because of this change: take them as the index's new stamp.
+  struct stat st;
+  if (::fstat(dirfd, &st) == 0) {
+    state.index_mtime = st.st_mtim;
+    state.index_ctime = st.st_ctim;
+  } else {
+    state.index.clear();
+  }
+}
+
+double Filesystem::entry_timeout_for(const Inode& dir, bool negative) const {
+  const double t = negative ? options_.negative_timeout : options_.entry_timeout;
+  if (!casefolded(dir)) return t;
+  // Other spellings and misses may only be cached where they can be invalidated exactly.
+  return notifier_ && notifier_->can_invalidate_all() ? t : 0;
+}
+
+void Filesystem::note_kernel_entry(Inode& dir, std::string_view asked, bool negative) {
+  if (!casefolded(dir) || entry_timeout_for(dir, negative) <= 0) return;
+  dir.dir->kernel.note(epoch_.load(), key_hash_of(asked), asked);
+}
+
+void Filesystem::invalidate_if_other_spelling(Inode& dir, std::string_view asked) {
+  if (!casefolded(dir) || !notifier_ || !notifier_->can_invalidate_all()) return;
+  if (dir.dir->kernel.may_hold_other(epoch_.load(), key_hash_of(asked), asked)) {
+    invalidate_kernel_dentries();
+  }
+}
+
+void Filesystem::invalidate_kernel_dentries() {
+  if (!notifier_ || !notifier_->can_invalidate_all()) return;
+  // Count first: a lookup handled after the kernel saw the new epoch must note its answer
+  // under the new epoch too, or the next change would not see it.
+  epoch_.fetch_add(1);
+  if (notifier_->invalidate_all_dentries()) counters_.invalidations_sent++;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lookup
+
+int Filesystem::lookup(const Context& ctx, uint64_t parent, std::string_view name,
+                       EntryOut* out) {
+  counters_.lookups++;
+  std::shared_ptr<Inode> dir;
+  if (int err = dir_inode(parent, &dir); err != 0) return err;
+  int err = 0;
+  SharedFd dirfd = path_fd(dir, &err);
+  if (!dirfd) return err;
+
+  // "." and ".." arrive only when the kernel reconnects an inode reached by file handle.
+  if (name == "." || name == "..") {
+    const bool up = name == ".." && parent != kRootId;
+    UniqueFd fd(::openat(dirfd->get(), up ? ".." : ".", O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid()) return errno;
+    if (int e = entry_from_fd(std::move(fd), out); e != 0) return e;
+    out->entry_timeout = 0;
+    return 0;
+  }
+
+  DirLock lock(*dir->dir, DirLock::kRead);
+  const bool casefold = casefolded(*dir);
+  if (int e = check_name(name, casefold); e != 0) return e;
+  std::string stored(name);
+  if (casefold) err = resolve_locked(*dir, dirfd->get(), name, &stored);
+  if (err == 0) err = make_entry(*dir, dirfd->get(), stored, out);
+  if (err == ENOENT) {
+    counters_.negative_answers++;
+    out->ino = 0;
+    out->entry_timeout = entry_timeout_for(*dir, true);
+    note_kernel_entry(*dir, name, true);
+    return ENOENT;
+  }
+  if (err == 0) note_kernel_entry(*dir, name, false);
+  return err;
+}
+
+}  // namespace foldfs::fs

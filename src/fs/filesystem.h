@@ -1,0 +1,208 @@
+// The foldfs filesystem: operations shaped like FUSE's lowlevel ops, free of libfuse types.
+//
+// Every operation returns 0 or a positive errno and fills its out-parameters on success. No
+// exception leaves this class (allocation failures become ENOMEM at the adapter edge).
+//
+// Casefolded directories (flag set with chattr +F, or every directory with casefold=all):
+//  - case-preserving: a name keeps the spelling it was created with;
+//  - any equivalent spelling (unicode/fold.h) resolves to the stored name; when the backing
+//    directory holds several equivalent names, the exact spelling finds its own entry and any
+//    other spelling finds the bytewise smallest one;
+//  - creating an equivalent of an existing name acts on the existing entry as ext4 does.
+//
+// Kernel dentry coherence (the contract; see docs/coherence.md): once an operation has
+// returned, no later lookup through the mount, with any spelling, sees an answer that
+// contradicts it. The kernel updates the dentry an operation names by itself; every other
+// dentry it may hold for the same key (another spelling, a negative entry, anything cached
+// under the rules before a casefold flip) is invalidated before the reply is sent, through
+// KernelNotifier::invalidate_all_dentries() (FUSE_NOTIFY_INC_EPOCH: takes no lock, so it is safe
+// inside a request handler, and every lookup that started earlier is tagged with the old epoch
+// by the kernel, which closes the lookup-vs-change race). Without that notification, nothing
+// in a casefolded directory is cached by the kernel (timeouts 0).
+//
+// Lock order (each acquired before the ones below it):
+//   1. DirState::ns_lock of directories, by increasing node id when two are needed (rename)
+//   2. DirState::index_lock
+//   3. InodeTable::mutex_, FdCache and KernelDentries mutexes (leaf locks)
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backing/fd_cache.h"
+#include "backing/unique_fd.h"
+#include "fs/inode_table.h"
+#include "fs/options.h"
+
+namespace foldfs::fs {
+
+// Who is calling: from the FUSE request.
+struct Context {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  pid_t pid = 0;
+};
+
+struct EntryOut {
+  uint64_t ino = 0;  // 0 with ENOENT-free reply means "negative entry"
+  uint64_t generation = 0;
+  struct stat attr {};
+  double entry_timeout = 0;
+  double attr_timeout = 0;
+};
+
+// How the filesystem asks the kernel to drop cached dentries. Implemented by src/fuse.
+class KernelNotifier {
+ public:
+  virtual ~KernelNotifier() = default;
+  // Whether invalidate_all_dentries() works on this kernel.
+  virtual bool can_invalidate_all() const = 0;
+  // Makes the kernel revalidate every dentry it holds for this mount. Safe to call inside a
+  // request handler. Returns false when it could not be sent.
+  virtual bool invalidate_all_dentries() = 0;
+};
+
+struct Counters {
+  std::atomic<uint64_t> lookups{0};
+  std::atomic<uint64_t> exact_hits{0};
+  std::atomic<uint64_t> folded_hits{0};
+  std::atomic<uint64_t> negative_answers{0};
+  std::atomic<uint64_t> index_loads{0};
+  std::atomic<uint64_t> invalidations_sent{0};
+};
+
+class Filesystem {
+ public:
+  // Opens the backing root. Returns nullptr and sets *error on failure.
+  static std::unique_ptr<Filesystem> open(const std::string& backing, const Options& options,
+                                          int* error);
+  ~Filesystem();
+
+  void set_notifier(KernelNotifier* notifier) { notifier_ = notifier; }
+  const Options& options() const { return options_; }
+  const Counters& counters() const { return counters_; }
+  static constexpr uint64_t kRootId = 1;
+
+  // Namespace.
+  int lookup(const Context& ctx, uint64_t parent, std::string_view name, EntryOut* out);
+  void forget(uint64_t ino, uint64_t nlookup);
+  int mknod(const Context& ctx, uint64_t parent, std::string_view name, mode_t mode, dev_t rdev,
+            EntryOut* out);
+  int mkdir(const Context& ctx, uint64_t parent, std::string_view name, mode_t mode,
+            EntryOut* out);
+  int symlink(const Context& ctx, std::string_view target, uint64_t parent, std::string_view name,
+              EntryOut* out);
+  int link(const Context& ctx, uint64_t ino, uint64_t newparent, std::string_view newname,
+           EntryOut* out);
+  int unlink(const Context& ctx, uint64_t parent, std::string_view name);
+  int rmdir(const Context& ctx, uint64_t parent, std::string_view name);
+  int rename(const Context& ctx, uint64_t parent, std::string_view name, uint64_t newparent,
+             std::string_view newname, unsigned int flags);
+
+  // Attributes.
+  int getattr(uint64_t ino, struct stat* out);
+  // `to_set` uses the FUSE_SET_ATTR_* bit values (declared in fs/options.h as kSetAttr*).
+  int setattr(const Context& ctx, uint64_t ino, const struct stat& attr, int to_set,
+              const uint64_t* fh, struct stat* out);
+  int readlink(uint64_t ino, std::string* out);
+  int access(const Context& ctx, uint64_t ino, int mask);
+  int statfs(uint64_t ino, struct statvfs* out);
+
+  // Extended attributes. For get/list, size 0 asks for the needed size (*needed).
+  int setxattr(uint64_t ino, std::string_view name, std::string_view value, int flags);
+  int getxattr(uint64_t ino, std::string_view name, size_t size, std::string* value,
+               size_t* needed);
+  int listxattr(uint64_t ino, size_t size, std::string* list, size_t* needed);
+  int removexattr(uint64_t ino, std::string_view name);
+
+  // Files. `fh` identifies an open backing descriptor.
+  int open(const Context& ctx, uint64_t ino, int flags, uint64_t* fh);
+  int create(const Context& ctx, uint64_t parent, std::string_view name, mode_t mode, int flags,
+             EntryOut* out, uint64_t* fh);
+  int file_fd(uint64_t fh) const;  // the backing descriptor of an open file
+  int flush(uint64_t fh);
+  int release(uint64_t fh);
+  int fsync(uint64_t fh, bool datasync);
+  int fallocate(uint64_t fh, int mode, off_t offset, off_t length);
+  int lseek(uint64_t fh, off_t offset, int whence, off_t* result);
+  int copy_file_range(uint64_t fh_in, off_t off_in, uint64_t fh_out, off_t off_out, size_t len,
+                      int flags, size_t* copied);
+
+  // Directories.
+  int opendir(const Context& ctx, uint64_t ino, uint64_t* fh);
+  // Calls `emit(name, ino, type, next_offset)` for entries from `offset` on until it returns
+  // false (buffer full) or the directory ends.
+  using DirEmit = std::function<bool(std::string_view name, uint64_t ino, mode_t type,
+                                     off_t next_offset)>;
+  int readdir(uint64_t fh, off_t offset, const DirEmit& emit);
+  int releasedir(uint64_t fh);
+  int fsyncdir(uint64_t fh, bool datasync);
+
+  // Inode flags (FS_IOC_GETFLAGS / FS_IOC_SETFLAGS) and fsxattr (FS_IOC_FSGETXATTR/FSSETXATTR).
+  int get_flags(uint64_t ino, uint32_t* flags);
+  int set_flags(const Context& ctx, uint64_t ino, uint32_t flags);
+  int get_fsxattr(uint64_t ino, void* fsxattr_out);  // struct fsxattr
+  int set_fsxattr(uint64_t ino, const void* fsxattr_in);
+
+  // The casefold rules of a directory (for tests and tools).
+  bool is_casefolded(uint64_t ino);
+
+ private:
+  Filesystem(const Options& options, backing::UniqueFd root, backing::UniqueFd mount_fd);
+  names::FoldRules rules() const;
+
+  struct NodeSpec;
+
+  // Inode plumbing.
+  std::shared_ptr<Inode> inode(uint64_t ino) const;
+  int dir_inode(uint64_t ino, std::shared_ptr<Inode>* out) const;
+  backing::SharedFd path_fd(const std::shared_ptr<Inode>& inode, int* error);
+  int open_inode(const std::shared_ptr<Inode>& inode, int flags);  // fd, or -errno
+  int make_entry(Inode& parent, int dirfd, const std::string& stored, EntryOut* out);
+  int entry_from_fd(backing::UniqueFd fd, EntryOut* out);
+  bool casefolded(const Inode& dir) const;
+  uint64_t node_id_for(const struct stat& st);
+  static uint64_t fd_cache_key(const Inode& inode);
+
+  // Names.
+  int check_name(std::string_view name, bool casefold) const;
+  int resolve_locked(Inode& dir, int dirfd, std::string_view name, std::string* stored);
+  int ensure_index_locked(DirState& dir, int dirfd);  // requires dir.index_lock
+  void index_change(Inode& dir, int dirfd, std::string_view added, std::string_view removed);
+  uint64_t key_hash_of(std::string_view name) const;
+  void note_kernel_entry(Inode& dir, std::string_view asked, bool negative);
+  void invalidate_if_other_spelling(Inode& dir, std::string_view asked);
+  void invalidate_kernel_dentries();
+  double entry_timeout_for(const Inode& dir, bool negative) const;
+
+  // Creation helpers.
+  int give_to_caller(const Context& ctx, int dirfd, const std::string& name, mode_t mode,
+                     bool is_symlink);
+  int create_node(const Context& ctx, uint64_t parent, std::string_view name,
+                  const NodeSpec& spec, EntryOut* out);
+  int remove_node(uint64_t parent, std::string_view name, bool dir);
+
+  Options options_;
+  backing::UniqueFd root_fd_;   // O_PATH of the backing root
+  backing::UniqueFd mount_fd_;  // O_RDONLY of the backing root, for open_by_handle_at
+  dev_t root_dev_ = 0;
+  InodeTable inodes_;
+  backing::FdCache fds_;
+  KernelNotifier* notifier_ = nullptr;
+  std::atomic<uint64_t> epoch_{0};  // invalidations sent so far
+  Counters counters_;
+  std::mutex devices_mutex_;
+  std::vector<dev_t> foreign_devices_;  // Guarded by devices_mutex_.
+};
+
+}  // namespace foldfs::fs

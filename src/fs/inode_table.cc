@@ -1,0 +1,50 @@
+#include "fs/inode_table.h"
+
+namespace foldfs::fs {
+
+std::shared_ptr<Inode> InodeTable::get(uint64_t id) const {
+  std::lock_guard lock(mutex_);
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<Inode> InodeTable::acquire(std::shared_ptr<Inode> fresh, bool* identity_changed) {
+  std::lock_guard lock(mutex_);
+  *identity_changed = false;
+  auto [it, inserted] = by_id_.try_emplace(fresh->id, fresh);
+  if (!inserted && !fresh->handle.empty() && !(it->second->handle == fresh->handle)) {
+    // The inode number now names another file. The kernel will see a new generation for the
+    // node id and retire its old inode; lookups it still holds carry over to the new one.
+    fresh->nlookup = it->second->nlookup;
+    it->second = fresh;
+    *identity_changed = true;
+  }
+  ++it->second->nlookup;
+  return it->second;
+}
+
+std::shared_ptr<Inode> InodeTable::release(uint64_t id, uint64_t n) {
+  std::lock_guard lock(mutex_);
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return nullptr;
+  Inode& inode = *it->second;
+  if (inode.id == 1) return nullptr;  // the root is never forgotten
+  inode.nlookup = n >= inode.nlookup ? 0 : inode.nlookup - n;
+  if (inode.nlookup != 0) return nullptr;
+  auto removed = std::move(it->second);
+  by_id_.erase(it);
+  return removed;
+}
+
+void InodeTable::insert_root(std::shared_ptr<Inode> root) {
+  std::lock_guard lock(mutex_);
+  root->nlookup = 1;
+  by_id_[root->id] = std::move(root);
+}
+
+size_t InodeTable::size() const {
+  std::lock_guard lock(mutex_);
+  return by_id_.size();
+}
+
+}  // namespace foldfs::fs

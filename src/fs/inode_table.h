@@ -1,0 +1,82 @@
+// The inodes the kernel knows about, by FUSE node id.
+//
+// Node ids come from the backing file's identity (its inode number, see node_id_for() in
+// filesystem.cc), never from memory addresses, so they mean the same file after a restart.
+// An inode lives while the kernel holds lookups on it (nlookup, released only by FORGET); the
+// root lives forever. Each inode keeps the backing file handle, not a file descriptor; open
+// descriptors are cached separately and bounded (backing/fd_cache.h).
+//
+// Lock order: InodeTable::mutex_ is a leaf lock. Inode::dir fields have their own locks,
+// which are taken before (never while holding) mutex_.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
+
+#include "backing/file_handle.h"
+#include "backing/unique_fd.h"
+#include "names/dir_index.h"
+#include "names/kernel_dentries.h"
+
+namespace foldfs::fs {
+
+// State of a directory's namespace.
+struct DirState {
+  explicit DirState(names::FoldRules rules) : index(rules) {}
+
+  // Shared by lookups, exclusive for every change of the directory's names and for flips of
+  // its casefold flag: an answer computed under the shared lock is never mixed with a change.
+  std::shared_mutex ns_lock;
+  std::atomic<bool> casefold{false};  // written only under exclusive ns_lock
+
+  std::mutex index_lock;  // guards the fields below (lookups may load the index concurrently)
+  names::DirIndex index;
+  struct timespec index_mtime {};  // backing mtime the index was loaded at
+  struct timespec index_ctime {};
+  uint64_t generation = 0;  // bumped by every change; an index loaded before a change is void
+
+  names::KernelDentries kernel;  // dentries the kernel may hold, per key
+};
+
+struct Inode {
+  uint64_t id = 0;
+  uint64_t backing_ino = 0;
+  dev_t backing_dev = 0;
+  mode_t type = 0;  // S_IFMT bits
+  backing::FileHandle handle;   // how to reopen the file; immutable once in the table
+  uint64_t generation = 0;      // FUSE generation: digest of the handle; immutable
+  backing::UniqueFd pinned_fd;  // only when the backing fs has no file handles
+  uint64_t nlookup = 0;         // guarded by InodeTable::mutex_
+  std::unique_ptr<DirState> dir;  // directories only; set at creation, never replaced
+
+  bool is_dir() const { return dir != nullptr; }
+};
+
+class InodeTable {
+ public:
+  std::shared_ptr<Inode> get(uint64_t id) const;
+
+  // Finds the inode `id` or inserts `fresh` under it, then adds one lookup. When an inode with
+  // that id exists but names another file (a different handle: the inode number was reused),
+  // `fresh` replaces it. Returns the inode in the table and whether its
+  // identity changed (the caller drops cached descriptors).
+  std::shared_ptr<Inode> acquire(std::shared_ptr<Inode> fresh, bool* identity_changed);
+
+  // Drops `n` lookups; removes the inode when none remain and returns it then (else nullptr).
+  std::shared_ptr<Inode> release(uint64_t id, uint64_t n);
+
+  void insert_root(std::shared_ptr<Inode> root);
+  size_t size() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<uint64_t, std::shared_ptr<Inode>> by_id_;  // Guarded by mutex_.
+};
+
+}  // namespace foldfs::fs

@@ -1,0 +1,98 @@
+#include "fs/options.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+
+namespace foldfs::fs {
+namespace {
+
+// mount(8) passes these to helpers; they mean nothing to foldfs itself.
+constexpr std::string_view kIgnored[] = {
+    "rw",      "defaults", "dev",   "nodev",   "suid",   "nosuid",   "exec",     "noexec",
+    "auto",    "noauto",   "user",  "nouser",  "users",  "nofail",   "_netdev",  "atime",
+    "noatime", "relatime", "async", "sync",    "owner",  "group",    "nodiratime", "diratime",
+    "lazytime", "nolazytime", "strictatime", "loud", "silent", "comment",
+};
+
+bool parse_seconds(std::string_view text, double* out) {
+  if (text.empty() || text.size() > 32) return false;
+  std::string s(text);
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(s.c_str(), &end);
+  if (errno != 0 || end != s.c_str() + s.size() || !std::isfinite(v) || v < 0 || v > 1e9) {
+    return false;
+  }
+  // Reject hex, inf and other strtod forms: plain decimal digits and one dot only.
+  for (char c : s) {
+    if (!(c >= '0' && c <= '9') && c != '.') return false;
+  }
+  *out = v;
+  return true;
+}
+
+bool is_ignored(std::string_view name) {
+  if (name.substr(0, 2) == "x-") return true;
+  for (auto i : kIgnored) {
+    if (name == i) return true;
+  }
+  return false;
+}
+
+bool apply_one(std::string_view opt, Options* out, std::string* error) {
+  const size_t eq = opt.find('=');
+  const std::string_view name = opt.substr(0, eq);
+  const std::string_view value = eq == std::string_view::npos ? "" : opt.substr(eq + 1);
+  const bool has_value = eq != std::string_view::npos;
+  auto bad_value = [&] {
+    *error = "bad value for " + std::string(name) + ": '" + std::string(value) + "'";
+    return false;
+  };
+  auto flag = [&](bool* field) {
+    if (has_value) return bad_value();
+    *field = true;
+    return true;
+  };
+  if (name == "casefold") {
+    if (value == "flag") out->casefold = CasefoldMode::kFlag;
+    else if (value == "all") out->casefold = CasefoldMode::kAll;
+    else return bad_value();
+    return true;
+  }
+  if (name == "strict") return flag(&out->strict);
+  if (name == "ro") return flag(&out->read_only);
+  if (name == "allow_other") return flag(&out->allow_other);
+  if (name == "entry_timeout" || name == "attr_timeout" || name == "negative_timeout") {
+    double* field = name == "entry_timeout" ? &out->entry_timeout
+                    : name == "attr_timeout" ? &out->attr_timeout
+                                             : &out->negative_timeout;
+    return parse_seconds(value, field) ? true : bad_value();
+  }
+  if (is_ignored(name)) return true;
+  *error = "unknown option '" + std::string(opt) + "'";
+  return false;
+}
+
+}  // namespace
+
+bool parse_mount_options(std::string_view list, Options* out, std::string* error) {
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    const std::string_view opt = list.substr(0, comma);
+    if (opt.empty()) {
+      *error = "empty option in list";
+      return false;
+    }
+    if (!apply_one(opt, out, error)) return false;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+    if (list.empty()) {
+      *error = "empty option in list";
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace foldfs::fs

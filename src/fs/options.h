@@ -1,0 +1,43 @@
+// Mount options of a foldfs filesystem, and their parser.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace foldfs::fs {
+
+enum class CasefoldMode { kFlag, kAll };
+
+struct Options {
+  CasefoldMode casefold = CasefoldMode::kFlag;  // casefold=flag|all
+  bool strict = false;                          // strict
+  bool read_only = false;                       // ro
+  bool allow_other = false;                     // allow_other
+  // Seconds the kernel may keep answers without asking the daemon. Coherence does not depend
+  // on them for changes made through the mount (see filesystem.h); they bound how long a
+  // change made directly in the backing tree may go unseen.
+  double entry_timeout = 1.0;     // entry_timeout=
+  double attr_timeout = 1.0;      // attr_timeout=
+  double negative_timeout = 1.0;  // negative_timeout=
+  size_t fd_cache_capacity = 4096;
+};
+
+// Parses a comma-separated option list (as given to -o) into *out, on top of what *out holds.
+// Generic mount(8) options (rw, defaults, noauto, ...) are accepted and ignored. Returns true,
+// or false with a message in *error ("unknown option 'x'", "bad value for casefold: 'y'").
+bool parse_mount_options(std::string_view list, Options* out, std::string* error);
+
+// FUSE_SET_ATTR_* values, so that the fs core need not include libfuse.
+inline constexpr int kSetAttrMode = 1 << 0;
+inline constexpr int kSetAttrUid = 1 << 1;
+inline constexpr int kSetAttrGid = 1 << 2;
+inline constexpr int kSetAttrSize = 1 << 3;
+inline constexpr int kSetAttrAtime = 1 << 4;
+inline constexpr int kSetAttrMtime = 1 << 5;
+inline constexpr int kSetAttrAtimeNow = 1 << 7;
+inline constexpr int kSetAttrMtimeNow = 1 << 8;
+inline constexpr int kSetAttrCtime = 1 << 10;
+
+}  // namespace foldfs::fs

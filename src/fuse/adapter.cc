@@ -1,0 +1,476 @@
+// The libfuse lowlevel adapter: unpacks each request, calls the fs core, packs the reply.
+// Nothing here decides filesystem behaviour. No exception crosses into libfuse: every handler
+// runs inside guarded(), which turns std::bad_alloc (and anything else) into an errno reply.
+#define FUSE_USE_VERSION 312
+#include "fuse/adapter.h"
+
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <linux/fs.h>
+#include <string.h>
+
+#include <cstdint>
+#include <new>
+#include <string>
+#include <vector>
+
+namespace foldfs::fuse {
+namespace {
+
+struct State {
+  fs::Filesystem* fs;
+  EpochNotifier* notifier;
+};
+
+State* state(fuse_req_t req) { return static_cast<State*>(fuse_req_userdata(req)); }
+fs::Filesystem& fsys(fuse_req_t req) { return *state(req)->fs; }
+
+fs::Context context(fuse_req_t req) {
+  const struct fuse_ctx* c = fuse_req_ctx(req);
+  return fs::Context{c->uid, c->gid, c->pid};
+}
+
+template <typename F>
+void guarded(fuse_req_t req, F&& body) {
+  try {
+    body();
+  } catch (const std::bad_alloc&) {
+    fuse_reply_err(req, ENOMEM);
+  } catch (...) {
+    fuse_reply_err(req, EIO);
+  }
+}
+
+void reply_entry(fuse_req_t req, int err, const fs::EntryOut& out) {
+  if (err == ENOENT && out.entry_timeout > 0) {
+    // A negative entry the kernel may cache: it is invalidated exactly when needed.
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof(e));
+    e.ino = 0;
+    e.entry_timeout = out.entry_timeout;
+    fuse_reply_entry(req, &e);
+    return;
+  }
+  if (err != 0) {
+    fuse_reply_err(req, err);
+    return;
+  }
+  struct fuse_entry_param e;
+  memset(&e, 0, sizeof(e));
+  e.ino = out.ino;
+  e.generation = out.generation;
+  e.attr = out.attr;
+  e.attr_timeout = out.attr_timeout;
+  e.entry_timeout = out.entry_timeout;
+  fuse_reply_entry(req, &e);
+}
+
+void reply_attr(fuse_req_t req, int err, const struct stat& st) {
+  if (err != 0) {
+    fuse_reply_err(req, err);
+    return;
+  }
+  fuse_reply_attr(req, &st, fsys(req).options().attr_timeout);
+}
+
+// --- lifecycle -------------------------------------------------------------------------------
+
+void op_init(void* userdata, struct fuse_conn_info* conn) {
+  auto* s = static_cast<State*>(userdata);
+  auto want = [conn](unsigned cap) {
+    if (conn->capable & cap) conn->want |= cap;
+  };
+  want(FUSE_CAP_EXPORT_SUPPORT);
+  want(FUSE_CAP_IOCTL_DIR);
+  want(FUSE_CAP_ATOMIC_O_TRUNC);
+  want(FUSE_CAP_SPLICE_READ);
+  want(FUSE_CAP_SPLICE_WRITE);
+  want(FUSE_CAP_SPLICE_MOVE);
+  want(FUSE_CAP_PARALLEL_DIROPS);
+  conn->want &= ~FUSE_CAP_READDIRPLUS;
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  // Locks stay local to this mount: the kernel's own lock manager serves flock and fcntl.
+  conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+  s->notifier->attach_from_init(conn->proto_major, conn->proto_minor);
+}
+
+// --- names -----------------------------------------------------------------------------------
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  guarded(req, [&] {
+    fs::EntryOut out;
+    const int err = fsys(req).lookup(context(req), parent, name, &out);
+    reply_entry(req, err, out);
+  });
+}
+
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  fsys(req).forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data* forgets) {
+  for (size_t i = 0; i < count; ++i) fsys(req).forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  guarded(req, [&] {
+    fs::EntryOut out;
+    reply_entry(req, fsys(req).mknod(context(req), parent, name, mode, rdev, &out), out);
+  });
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  guarded(req, [&] {
+    fs::EntryOut out;
+    reply_entry(req, fsys(req).mkdir(context(req), parent, name, mode, &out), out);
+  });
+}
+
+void op_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  guarded(req, [&] {
+    fs::EntryOut out;
+    reply_entry(req, fsys(req).symlink(context(req), link, parent, name, &out), out);
+  });
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  guarded(req, [&] {
+    fs::EntryOut out;
+    reply_entry(req, fsys(req).link(context(req), ino, newparent, newname, &out), out);
+  });
+}
+
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  guarded(req, [&] { fuse_reply_err(req, fsys(req).unlink(context(req), parent, name)); });
+}
+
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  guarded(req, [&] { fuse_reply_err(req, fsys(req).rmdir(context(req), parent, name)); });
+}
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+               const char* newname, unsigned int flags) {
+  guarded(req, [&] {
+    fuse_reply_err(req, fsys(req).rename(context(req), parent, name, newparent, newname, flags));
+  });
+}
+
+// --- attributes ------------------------------------------------------------------------------
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info*) {
+  guarded(req, [&] {
+    struct stat st;
+    reply_attr(req, fsys(req).getattr(ino, &st), st);
+  });
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+                struct fuse_file_info* fi) {
+  guarded(req, [&] {
+    struct stat st;
+    const uint64_t fh = fi ? fi->fh : 0;
+    reply_attr(req, fsys(req).setattr(context(req), ino, *attr, to_set, fi ? &fh : nullptr, &st),
+               st);
+  });
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  guarded(req, [&] {
+    std::string target;
+    const int err = fsys(req).readlink(ino, &target);
+    if (err != 0) fuse_reply_err(req, err);
+    else fuse_reply_readlink(req, target.c_str());
+  });
+}
+
+void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
+  guarded(req, [&] { fuse_reply_err(req, fsys(req).access(context(req), ino, mask)); });
+}
+
+void op_statfs(fuse_req_t req, fuse_ino_t ino) {
+  guarded(req, [&] {
+    struct statvfs st;
+    const int err = fsys(req).statfs(ino, &st);
+    if (err != 0) fuse_reply_err(req, err);
+    else fuse_reply_statfs(req, &st);
+  });
+}
+
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
+                 size_t size, int flags) {
+  guarded(req, [&] {
+    fuse_reply_err(req, fsys(req).setxattr(ino, name, std::string_view(value, size), flags));
+  });
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  guarded(req, [&] {
+    std::string value;
+    size_t needed = 0;
+    const int err = fsys(req).getxattr(ino, name, size, &value, &needed);
+    if (err != 0) fuse_reply_err(req, err);
+    else if (size == 0) fuse_reply_xattr(req, needed);
+    else fuse_reply_buf(req, value.data(), value.size());
+  });
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  guarded(req, [&] {
+    std::string list;
+    size_t needed = 0;
+    const int err = fsys(req).listxattr(ino, size, &list, &needed);
+    if (err != 0) fuse_reply_err(req, err);
+    else if (size == 0) fuse_reply_xattr(req, needed);
+    else fuse_reply_buf(req, list.data(), list.size());
+  });
+}
+
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  guarded(req, [&] { fuse_reply_err(req, fsys(req).removexattr(ino, name)); });
+}
+
+// --- files -----------------------------------------------------------------------------------
+
+void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  guarded(req, [&] {
+    uint64_t fh = 0;
+    const int err = fsys(req).open(context(req), ino, fi->flags, &fh);
+    if (err != 0) {
+      fuse_reply_err(req, err);
+      return;
+    }
+    fi->fh = fh;
+    if (fuse_reply_open(req, fi) != 0) fsys(req).release(fh);  // interrupted: don't leak
+  });
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+               struct fuse_file_info* fi) {
+  guarded(req, [&] {
+    fs::EntryOut out;
+    uint64_t fh = 0;
+    const int err = fsys(req).create(context(req), parent, name, mode, fi->flags, &out, &fh);
+    if (err != 0) {
+      fuse_reply_err(req, err);
+      return;
+    }
+    fi->fh = fh;
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof(e));
+    e.ino = out.ino;
+    e.generation = out.generation;
+    e.attr = out.attr;
+    e.attr_timeout = out.attr_timeout;
+    e.entry_timeout = out.entry_timeout;
+    if (fuse_reply_create(req, &e, fi) != 0) fsys(req).release(fh);
+  });
+}
+
+void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, struct fuse_file_info* fi) {
+  struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+  buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  buf.buf[0].fd = fsys(req).file_fd(fi->fh);
+  buf.buf[0].pos = off;
+  fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void op_write_buf(fuse_req_t req, fuse_ino_t, struct fuse_bufvec* in, off_t off,
+                  struct fuse_file_info* fi) {
+  if (fsys(req).options().read_only) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+  out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  out.buf[0].fd = fsys(req).file_fd(fi->fh);
+  out.buf[0].pos = off;
+  const ssize_t n = fuse_buf_copy(&out, in, FUSE_BUF_SPLICE_NONBLOCK);
+  if (n < 0) fuse_reply_err(req, static_cast<int>(-n));
+  else fuse_reply_write(req, static_cast<size_t>(n));
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
+  fuse_reply_err(req, fsys(req).flush(fi->fh));
+}
+
+void op_release(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
+  fuse_reply_err(req, fsys(req).release(fi->fh));
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, struct fuse_file_info* fi) {
+  fuse_reply_err(req, fsys(req).fsync(fi->fh, datasync != 0));
+}
+
+void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t length,
+                  struct fuse_file_info* fi) {
+  fuse_reply_err(req, fsys(req).fallocate(fi->fh, mode, offset, length));
+}
+
+void op_lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, struct fuse_file_info* fi) {
+  off_t result = 0;
+  const int err = fsys(req).lseek(fi->fh, off, whence, &result);
+  if (err != 0) fuse_reply_err(req, err);
+  else fuse_reply_lseek(req, result);
+}
+
+void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in, struct fuse_file_info* fi_in,
+                        fuse_ino_t, off_t off_out, struct fuse_file_info* fi_out, size_t len,
+                        int flags) {
+  size_t copied = 0;
+  const int err =
+      fsys(req).copy_file_range(fi_in->fh, off_in, fi_out->fh, off_out, len, flags, &copied);
+  if (err != 0) fuse_reply_err(req, err);
+  else fuse_reply_write(req, copied);
+}
+
+// --- directories -----------------------------------------------------------------------------
+
+void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  guarded(req, [&] {
+    uint64_t fh = 0;
+    const int err = fsys(req).opendir(context(req), ino, &fh);
+    if (err != 0) {
+      fuse_reply_err(req, err);
+      return;
+    }
+    fi->fh = fh;
+    if (fuse_reply_open(req, fi) != 0) fsys(req).releasedir(fh);
+  });
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t, size_t size, off_t offset,
+                struct fuse_file_info* fi) {
+  guarded(req, [&] {
+    std::vector<char> buf(size);
+    size_t used = 0;
+    const int err = fsys(req).readdir(
+        fi->fh, offset,
+        [&](std::string_view name, uint64_t ino, mode_t type, off_t next) {
+          struct stat st;
+          memset(&st, 0, sizeof(st));
+          st.st_ino = ino;
+          st.st_mode = type;
+          const std::string n(name);
+          const size_t need = fuse_add_direntry(req, buf.data() + used, size - used, n.c_str(),
+                                                &st, next);
+          if (need > size - used) return false;
+          used += need;
+          return true;
+        });
+    if (err != 0 && used == 0) fuse_reply_err(req, err);
+    else fuse_reply_buf(req, buf.data(), used);
+  });
+}
+
+void op_releasedir(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
+  fuse_reply_err(req, fsys(req).releasedir(fi->fh));
+}
+
+void op_fsyncdir(fuse_req_t req, fuse_ino_t, int datasync, struct fuse_file_info* fi) {
+  fuse_reply_err(req, fsys(req).fsyncdir(fi->fh, datasync != 0));
+}
+
+// --- ioctl: inode flags (chattr, lsattr, Wine's casefold probe) ------------------------------
+
+void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, struct fuse_file_info*,
+              unsigned flags, const void* in_buf, size_t in_bufsz, size_t out_bufsz) {
+  guarded(req, [&] {
+    if (flags & FUSE_IOCTL_COMPAT) {
+      fuse_reply_err(req, ENOSYS);
+      return;
+    }
+    // The command arrives as a 32-bit value: compare with the constants truncated alike.
+    const uint32_t command = cmd;
+    if (command == static_cast<uint32_t>(FS_IOC_GETFLAGS)) {
+      uint32_t value = 0;
+      const int err = fsys(req).get_flags(ino, &value);
+      if (err != 0) fuse_reply_err(req, err);
+      else fuse_reply_ioctl(req, 0, &value, out_bufsz < sizeof(value) ? out_bufsz : sizeof(value));
+    } else if (command == static_cast<uint32_t>(FS_IOC_SETFLAGS)) {
+      uint32_t value = 0;
+      if (in_bufsz < sizeof(value)) {
+        fuse_reply_err(req, EINVAL);
+        return;
+      }
+      memcpy(&value, in_buf, sizeof(value));
+      const int err = fsys(req).set_flags(context(req), ino, value);
+      if (err != 0) fuse_reply_err(req, err);
+      else fuse_reply_ioctl(req, 0, nullptr, 0);
+    } else if (command == static_cast<uint32_t>(FS_IOC_FSGETXATTR)) {
+      struct fsxattr fsx;
+      const int err = fsys(req).get_fsxattr(ino, &fsx);
+      if (err != 0) fuse_reply_err(req, err);
+      else fuse_reply_ioctl(req, 0, &fsx, out_bufsz < sizeof(fsx) ? out_bufsz : sizeof(fsx));
+    } else if (command == static_cast<uint32_t>(FS_IOC_FSSETXATTR)) {
+      struct fsxattr fsx;
+      if (in_bufsz < sizeof(fsx)) {
+        fuse_reply_err(req, EINVAL);
+        return;
+      }
+      memcpy(&fsx, in_buf, sizeof(fsx));
+      const int err = fsys(req).set_fsxattr(ino, &fsx);
+      if (err != 0) fuse_reply_err(req, err);
+      else fuse_reply_ioctl(req, 0, nullptr, 0);
+    } else {
+      fuse_reply_err(req, ENOTTY);
+    }
+  });
+}
+
+struct fuse_lowlevel_ops make_ops() {
+  struct fuse_lowlevel_ops ops;
+  memset(&ops, 0, sizeof(ops));
+  ops.init = op_init;
+  ops.lookup = op_lookup;
+  ops.forget = op_forget;
+  ops.forget_multi = op_forget_multi;
+  ops.getattr = op_getattr;
+  ops.setattr = op_setattr;
+  ops.readlink = op_readlink;
+  ops.mknod = op_mknod;
+  ops.mkdir = op_mkdir;
+  ops.unlink = op_unlink;
+  ops.rmdir = op_rmdir;
+  ops.symlink = op_symlink;
+  ops.rename = op_rename;
+  ops.link = op_link;
+  ops.open = op_open;
+  ops.read = op_read;
+  ops.write_buf = op_write_buf;
+  ops.flush = op_flush;
+  ops.release = op_release;
+  ops.fsync = op_fsync;
+  ops.opendir = op_opendir;
+  ops.readdir = op_readdir;
+  ops.releasedir = op_releasedir;
+  ops.fsyncdir = op_fsyncdir;
+  ops.statfs = op_statfs;
+  ops.setxattr = op_setxattr;
+  ops.getxattr = op_getxattr;
+  ops.listxattr = op_listxattr;
+  ops.removexattr = op_removexattr;
+  ops.access = op_access;
+  ops.create = op_create;
+  ops.ioctl = op_ioctl;
+  ops.fallocate = op_fallocate;
+  ops.copy_file_range = op_copy_file_range;
+  ops.lseek = op_lseek;
+  return ops;
+}
+
+}  // namespace
+
+const struct fuse_lowlevel_ops& lowlevel_ops() {
+  static const struct fuse_lowlevel_ops ops = make_ops();
+  return ops;
+}
+
+void* make_userdata(fs::Filesystem* fs, EpochNotifier* notifier) {
+  return new State{fs, notifier};
+}
+
+void free_userdata(void* userdata) { delete static_cast<State*>(userdata); }
+
+}  // namespace foldfs::fuse

@@ -1,0 +1,132 @@
+// Mounting and serving: checks the request, opens the backing tree, mounts, daemonizes once the
+// mount exists, and runs libfuse's multithreaded loop until the filesystem is unmounted.
+#define FUSE_USE_VERSION 312
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <memory>
+#include <vector>
+
+#include "fuse/adapter.h"
+
+namespace foldfs::fuse {
+namespace {
+
+std::string real_path(const std::string& path, int* err) {
+  char buf[PATH_MAX];
+  if (!::realpath(path.c_str(), buf)) {
+    *err = errno;
+    return {};
+  }
+  *err = 0;
+  return buf;
+}
+
+bool is_same_or_inside(const std::string& inner, const std::string& outer) {
+  if (inner == outer) return true;
+  const std::string prefix = outer == "/" ? "/" : outer + "/";
+  return inner.compare(0, prefix.size(), prefix) == 0;
+}
+
+// Escapes a value for libfuse's -o parser, where ',' separates options.
+std::string escape_option_value(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == ',' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+int check_request(const MountRequest& r, std::string* backing, std::string* error) {
+  int err = 0;
+  *backing = real_path(r.backing, &err);
+  if (err != 0) {
+    *error = "backing directory '" + r.backing + "': " + strerror(err);
+    return 1;
+  }
+  struct stat st;
+  if (::stat(backing->c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    *error = "backing '" + r.backing + "' is not a directory";
+    return 1;
+  }
+  const std::string mnt = real_path(r.mountpoint, &err);
+  if (err != 0) {
+    *error = "mount point '" + r.mountpoint + "': " + strerror(err);
+    return 1;
+  }
+  if (::stat(mnt.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    *error = "mount point '" + r.mountpoint + "' is not a directory";
+    return 1;
+  }
+  if (is_same_or_inside(mnt, *backing)) {
+    *error = "mount point '" + r.mountpoint + "' is inside the backing directory '" + r.backing +
+             "': the mount would hide its own backing files";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int run_mount(const MountRequest& request, std::string* error) {
+  std::string backing;
+  if (int status = check_request(request, &backing, error); status != 0) return status;
+
+  // Modes come from the kernel with the caller's umask already applied.
+  ::umask(0);
+  int err = 0;
+  std::unique_ptr<fs::Filesystem> filesystem = fs::Filesystem::open(backing, request.options, &err);
+  if (!filesystem) {
+    *error = "cannot open backing directory '" + request.backing + "': " + strerror(err);
+    return 1;
+  }
+  EpochNotifier notifier;
+  filesystem->set_notifier(&notifier);
+
+  std::string opts = "fsname=" + escape_option_value(backing) + ",subtype=foldfs,default_permissions";
+  if (request.options.allow_other) opts += ",allow_other";
+  if (request.options.read_only) opts += ",ro";
+  std::vector<std::string> argv_storage = {"foldfs", "-o", opts};
+  if (request.debug) argv_storage.push_back("-d");
+  std::vector<char*> argv;
+  for (auto& a : argv_storage) argv.push_back(a.data());
+  struct fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+
+  void* userdata = make_userdata(filesystem.get(), &notifier);
+  struct fuse_session* se =
+      fuse_session_new(&args, &lowlevel_ops(), sizeof(struct fuse_lowlevel_ops), userdata);
+  if (!se) {
+    free_userdata(userdata);
+    *error = "cannot create FUSE session";
+    return 1;
+  }
+  notifier.set_session(se);
+  int status = 1;
+  if (fuse_set_signal_handlers(se) != 0) {
+    *error = "cannot install signal handlers";
+  } else {
+    if (fuse_session_mount(se, request.mountpoint.c_str()) != 0) {
+      *error = "cannot mount on '" + request.mountpoint + "'";
+    } else {
+      if (!request.foreground) fuse_daemonize(0);
+      struct fuse_loop_config* config = fuse_loop_cfg_create();
+      fuse_loop_cfg_set_clone_fd(config, 1);
+      fuse_loop_cfg_set_max_threads(config, 16);
+      status = fuse_session_loop_mt(se, config) == 0 ? 0 : 1;
+      fuse_loop_cfg_destroy(config);
+      fuse_session_unmount(se);
+    }
+    fuse_remove_signal_handlers(se);
+  }
+  fuse_session_destroy(se);
+  free_userdata(userdata);
+  fuse_opt_free_args(&args);
+  return status;
+}
+
+}  // namespace foldfs::fuse

@@ -1,0 +1,42 @@
+// What the kernel's dentry cache may hold for one casefolded directory, per folded key.
+//
+// The kernel compares names bytewise, so "Foo" and "FOO" are separate kernel dentries even
+// when they name one file here. Every reply that lets the kernel cache a dentry (positive or
+// negative, with a timeout) is noted under the name's key. Before an operation that changes
+// what a key resolves to returns, the filesystem asks may_hold_other(): if the kernel may hold
+// a dentry for the key under any spelling other than the one the operation itself used (the
+// kernel updates that one on its own), every kernel dentry is invalidated (FUSE epoch).
+//
+// Coherence contract: entries older than the current invalidation epoch are void (the kernel
+// dropped them); note() and may_hold_other() take the epoch the caller observed.
+//
+// Lock order: mutex_ is a leaf lock.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace foldfs::names {
+
+class KernelDentries {
+ public:
+  void note(uint64_t epoch, uint64_t key_hash, std::string_view spelling);
+  bool may_hold_other(uint64_t epoch, uint64_t key_hash, std::string_view spelling);
+  void forget(uint64_t key_hash);
+
+ private:
+  struct Seen {
+    std::string spelling;  // the one spelling seen, when !many
+    bool many = false;
+  };
+  bool catch_up(uint64_t epoch);  // requires mutex_
+
+  std::mutex mutex_;
+  uint64_t epoch_ = 0;                          // Guarded by mutex_.
+  std::unordered_map<uint64_t, Seen> by_key_;  // Guarded by mutex_.
+};
+
+}  // namespace foldfs::names

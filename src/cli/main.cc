@@ -6,7 +6,7 @@
 #include <string>
 
 #include "cli/check_command.h"
-int run_fold_command(int argc, char** argv);  // TEMP
+#include "cli/fold_command.h"
 #include "cli/mount_command.h"
 
 namespace {

@@ -1,0 +1,348 @@
+// Drives the filesystem core directly (no FUSE): names, casefold rules, collisions, flags and
+// the kernel-invalidation decisions, against a real backing directory.
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "fs/filesystem.h"
+
+namespace foldfs::fs {
+namespace {
+
+constexpr uint32_t kCasefoldFlag = 0x40000000;
+
+// Records invalidations instead of talking to a kernel.
+class CountingNotifier : public KernelNotifier {
+ public:
+  bool can_invalidate_all() const override { return true; }
+  bool invalidate_all_dentries() override {
+    ++count;
+    return true;
+  }
+  std::atomic<int> count{0};
+};
+
+class FsCoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/foldfs-core.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    root_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+
+  void open_fs(Options options = {}) {
+    int err = 0;
+    fs_ = Filesystem::open(root_, options, &err);
+    ASSERT_TRUE(fs_) << "errno " << err;
+    fs_->set_notifier(&notifier_);
+  }
+  void open_all() {
+    Options o;
+    o.casefold = CasefoldMode::kAll;
+    open_fs(o);
+  }
+
+  // Helpers that return errno and the entry's node id.
+  int lookup(uint64_t parent, const std::string& name, uint64_t* ino = nullptr) {
+    EntryOut out;
+    const int err = fs_->lookup(ctx_, parent, name, &out);
+    if (ino) *ino = err == 0 ? out.ino : 0;
+    return err;
+  }
+  int create(uint64_t parent, const std::string& name, int flags = O_WRONLY | O_EXCL,
+             uint64_t* ino = nullptr) {
+    EntryOut out;
+    uint64_t fh = 0;
+    const int err = fs_->create(ctx_, parent, name, 0644, flags | O_CREAT, &out, &fh);
+    if (err == 0) {
+      fs_->release(fh);
+      if (ino) *ino = out.ino;
+    }
+    return err;
+  }
+  int mkdir(uint64_t parent, const std::string& name, uint64_t* ino = nullptr) {
+    EntryOut out;
+    const int err = fs_->mkdir(ctx_, parent, name, 0755, &out);
+    if (ino) *ino = err == 0 ? out.ino : 0;
+    return err;
+  }
+  void backing_touch(const std::string& rel) { std::ofstream(root_ + "/" + rel) << "x"; }
+  bool backing_exists(const std::string& rel) {
+    struct stat st;
+    return ::lstat((root_ + "/" + rel).c_str(), &st) == 0;
+  }
+  std::vector<std::string> list(uint64_t dir) {
+    uint64_t fh = 0;
+    EXPECT_EQ(fs_->opendir(ctx_, dir, &fh), 0);
+    std::vector<std::string> names;
+    fs_->readdir(fh, 0, [&](std::string_view n, uint64_t, mode_t, off_t) {
+      if (n != "." && n != "..") names.emplace_back(n);
+      return true;
+    });
+    fs_->releasedir(fh);
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  std::string root_;
+  std::unique_ptr<Filesystem> fs_;
+  CountingNotifier notifier_;
+  Context ctx_{0, 0, 0};
+  static constexpr uint64_t kRoot = Filesystem::kRootId;
+};
+
+TEST_F(FsCoreTest, FlagModeDirectoriesAreCaseSensitive) {
+  open_fs();
+  ASSERT_EQ(create(kRoot, "a"), 0);
+  ASSERT_EQ(create(kRoot, "A"), 0);
+  uint64_t lower = 0, upper = 0;
+  ASSERT_EQ(lookup(kRoot, "a", &lower), 0);
+  ASSERT_EQ(lookup(kRoot, "A", &upper), 0);
+  EXPECT_NE(lower, upper);
+  EXPECT_EQ(lookup(kRoot, "b"), ENOENT);
+}
+
+TEST_F(FsCoreTest, AnySpellingFindsTheStoredName) {
+  open_all();
+  uint64_t created = 0, found = 0;
+  ASSERT_EQ(create(kRoot, "Straße.TXT", O_WRONLY | O_EXCL, &created), 0);
+  ASSERT_EQ(lookup(kRoot, "STRASSE.txt", &found), 0);
+  EXPECT_EQ(found, created);
+  EXPECT_EQ(list(kRoot), std::vector<std::string>{"Straße.TXT"});  // case-preserving
+}
+
+TEST_F(FsCoreTest, CreatingAnEquivalentActsOnTheExistingEntry) {
+  open_all();
+  uint64_t first = 0, again = 0;
+  ASSERT_EQ(create(kRoot, "Readme", O_WRONLY | O_EXCL, &first), 0);
+  EXPECT_EQ(create(kRoot, "README", O_WRONLY | O_EXCL), EEXIST);
+  ASSERT_EQ(create(kRoot, "readme", O_WRONLY, &again), 0);  // O_CREAT opens it
+  EXPECT_EQ(again, first);
+  EXPECT_EQ(mkdir(kRoot, "READme"), EEXIST);
+  EXPECT_EQ(list(kRoot), std::vector<std::string>{"Readme"});
+}
+
+TEST_F(FsCoreTest, RenameBetweenSpellingsChangesNothing) {
+  open_all();
+  ASSERT_EQ(create(kRoot, "name"), 0);
+  EXPECT_EQ(fs_->rename(ctx_, kRoot, "name", kRoot, "NAME", 0), 0);
+  EXPECT_EQ(list(kRoot), std::vector<std::string>{"name"});
+  EXPECT_EQ(fs_->rename(ctx_, kRoot, "name", kRoot, "NAME", RENAME_NOREPLACE), EEXIST);
+}
+
+TEST_F(FsCoreTest, RenameOntoAnEquivalentReplacesItAndKeepsItsSpelling) {
+  open_all();
+  ASSERT_EQ(create(kRoot, "source"), 0);
+  ASSERT_EQ(create(kRoot, "Target"), 0);
+  ASSERT_EQ(fs_->rename(ctx_, kRoot, "SOURCE", kRoot, "TARGET", 0), 0);
+  EXPECT_EQ(list(kRoot), std::vector<std::string>{"Target"});
+}
+
+TEST_F(FsCoreTest, UnlinkAndRmdirThroughAnotherSpelling) {
+  open_all();
+  ASSERT_EQ(create(kRoot, "File"), 0);
+  ASSERT_EQ(mkdir(kRoot, "Dir"), 0);
+  EXPECT_EQ(fs_->unlink(ctx_, kRoot, "FILE"), 0);
+  EXPECT_EQ(fs_->rmdir(ctx_, kRoot, "dIR"), 0);
+  EXPECT_TRUE(list(kRoot).empty());
+  EXPECT_EQ(lookup(kRoot, "file"), ENOENT);
+}
+
+TEST_F(FsCoreTest, CollisionsKeepEveryEntryReachable) {
+  backing_touch("FOO");
+  backing_touch("foo");
+  open_all();
+  uint64_t upper = 0, lower = 0, other = 0;
+  ASSERT_EQ(lookup(kRoot, "FOO", &upper), 0);
+  ASSERT_EQ(lookup(kRoot, "foo", &lower), 0);
+  ASSERT_EQ(lookup(kRoot, "Foo", &other), 0);
+  EXPECT_NE(upper, lower);
+  EXPECT_EQ(other, upper) << "another spelling picks the bytewise smallest name";
+  EXPECT_EQ(list(kRoot), (std::vector<std::string>{"FOO", "foo"}));
+}
+
+TEST_F(FsCoreTest, DotLookalikesAreOrdinaryNames) {
+  open_all();
+  uint64_t dir = 0;
+  ASSERT_EQ(mkdir(kRoot, "d", &dir), 0);
+  EXPECT_EQ(lookup(dir, "\u200b.."), ENOENT);
+  EXPECT_EQ(lookup(dir, ".\u200d"), ENOENT);
+  uint64_t made = 0, found = 0;
+  ASSERT_EQ(create(dir, "\u200b..", O_WRONLY | O_EXCL, &made), 0);
+  ASSERT_EQ(lookup(dir, "..\u200c", &found), 0);
+  EXPECT_EQ(found, made);
+  EXPECT_NE(found, dir);
+  EXPECT_NE(found, kRoot);
+}
+
+TEST_F(FsCoreTest, NameErrors) {
+  Options o;
+  o.casefold = CasefoldMode::kAll;
+  o.strict = true;
+  open_fs(o);
+  EXPECT_EQ(lookup(kRoot, std::string(256, 'a')), ENAMETOOLONG);
+  EXPECT_EQ(create(kRoot, std::string(256, 'a')), ENAMETOOLONG);
+  EXPECT_EQ(create(kRoot, std::string(255, 'a')), 0);
+  EXPECT_EQ(create(kRoot, "bad\xff"), EINVAL);
+  EXPECT_EQ(lookup(kRoot, "bad\xff"), EINVAL);
+  EXPECT_EQ(lookup(kRoot, "a/b"), EINVAL);
+}
+
+TEST_F(FsCoreTest, LenientInvalidNamesMatchOnlyThemselves) {
+  open_all();
+  ASSERT_EQ(create(kRoot, "corac\xcc\xa7\xc3"), 0);
+  EXPECT_EQ(lookup(kRoot, "cora\xc3\xa7\xc3"), ENOENT);
+  EXPECT_EQ(lookup(kRoot, "corac\xcc\xa7\xc3"), 0);
+}
+
+TEST_F(FsCoreTest, CasefoldFlagRules) {
+  open_fs();
+  uint64_t dir = 0, file = 0;
+  ASSERT_EQ(mkdir(kRoot, "d", &dir), 0);
+  ASSERT_EQ(create(kRoot, "f", O_WRONLY | O_EXCL, &file), 0);
+  uint32_t flags = 0;
+  ASSERT_EQ(fs_->get_flags(dir, &flags), 0);
+  EXPECT_FALSE(flags & kCasefoldFlag);
+  EXPECT_EQ(fs_->set_flags(ctx_, file, kCasefoldFlag), EOPNOTSUPP);
+  ASSERT_EQ(fs_->set_flags(ctx_, dir, flags | kCasefoldFlag), 0);
+  ASSERT_EQ(fs_->get_flags(dir, &flags), 0);
+  EXPECT_TRUE(flags & kCasefoldFlag);
+  EXPECT_TRUE(fs_->is_casefolded(dir));
+
+  uint64_t sub = 0;
+  ASSERT_EQ(mkdir(dir, "Sub", &sub), 0);
+  EXPECT_TRUE(fs_->is_casefolded(sub)) << "new subdirectories inherit the flag";
+  EXPECT_EQ(fs_->set_flags(ctx_, dir, flags & ~kCasefoldFlag), ENOTEMPTY);
+  ASSERT_EQ(fs_->get_flags(file, &flags), 0);
+  EXPECT_FALSE(flags & kCasefoldFlag) << "files never show the flag";
+
+  // The flag lives in the backing tree and survives a new instance.
+  fs_.reset();
+  open_fs();
+  uint64_t again = 0;
+  ASSERT_EQ(lookup(kRoot, "d", &again), 0);
+  EXPECT_TRUE(fs_->is_casefolded(again));
+  EXPECT_EQ(lookup(again, "SUB"), 0);
+}
+
+TEST_F(FsCoreTest, FlagStorageIsInvisible) {
+  open_fs();
+  uint64_t dir = 0;
+  ASSERT_EQ(mkdir(kRoot, "d", &dir), 0);
+  ASSERT_EQ(fs_->set_flags(ctx_, dir, kCasefoldFlag), 0);
+  std::string list, value;
+  size_t needed = 0;
+  ASSERT_EQ(fs_->listxattr(dir, 4096, &list, &needed), 0);
+  EXPECT_EQ(list.find("foldfs"), std::string::npos);
+  EXPECT_EQ(fs_->getxattr(dir, "trusted.foldfs.casefold", 64, &value, &needed), ENODATA);
+  EXPECT_EQ(fs_->setxattr(dir, "trusted.foldfs.casefold", "0", 0), EPERM);
+  EXPECT_EQ(fs_->removexattr(dir, "trusted.foldfs.casefold"), EPERM);
+  EXPECT_TRUE(fs_->is_casefolded(dir));
+}
+
+TEST_F(FsCoreTest, FlagIsFixedInAllMode) {
+  open_all();
+  uint64_t dir = 0;
+  ASSERT_EQ(mkdir(kRoot, "d", &dir), 0);
+  uint32_t flags = 0;
+  ASSERT_EQ(fs_->get_flags(dir, &flags), 0);
+  EXPECT_TRUE(flags & kCasefoldFlag);
+  EXPECT_EQ(fs_->set_flags(ctx_, dir, flags & ~kCasefoldFlag), EPERM);
+  EXPECT_EQ(fs_->set_flags(ctx_, dir, flags), 0);
+}
+
+TEST_F(FsCoreTest, ChangesMadeInTheBackingTreeAreSeen) {
+  open_all();
+  EXPECT_EQ(lookup(kRoot, "OUTSIDE"), ENOENT);  // loads the index
+  backing_touch("outside");
+  EXPECT_EQ(lookup(kRoot, "OUTSIDE"), 0);
+  std::filesystem::remove(root_ + "/outside");
+  EXPECT_EQ(lookup(kRoot, "OUTSIDE"), ENOENT);
+}
+
+// --- kernel coherence decisions -------------------------------------------------------------
+
+TEST_F(FsCoreTest, MissThenCreateOfAnotherSpellingInvalidates) {
+  open_all();
+  EXPECT_EQ(lookup(kRoot, "FOO"), ENOENT);  // the kernel may now cache a miss for "FOO"
+  const int before = notifier_.count;
+  ASSERT_EQ(create(kRoot, "foo"), 0);
+  EXPECT_GT(notifier_.count, before);
+  EXPECT_EQ(lookup(kRoot, "FOO"), 0);
+}
+
+TEST_F(FsCoreTest, SameSpellingNeedsNoInvalidation) {
+  open_all();
+  EXPECT_EQ(lookup(kRoot, "foo"), ENOENT);
+  ASSERT_EQ(create(kRoot, "foo"), 0);
+  ASSERT_EQ(lookup(kRoot, "foo"), 0);
+  const int before = notifier_.count;
+  ASSERT_EQ(fs_->unlink(ctx_, kRoot, "foo"), 0);
+  EXPECT_EQ(notifier_.count, before) << "the kernel updates the dentry it operated on";
+}
+
+TEST_F(FsCoreTest, UnlinkThroughAnotherSpellingInvalidates) {
+  open_all();
+  ASSERT_EQ(create(kRoot, "foo"), 0);
+  ASSERT_EQ(lookup(kRoot, "Foo"), 0);  // the kernel may now hold "Foo" (and "foo")
+  const int before = notifier_.count;
+  ASSERT_EQ(fs_->unlink(ctx_, kRoot, "FOO"), 0);
+  EXPECT_GT(notifier_.count, before);
+  EXPECT_EQ(lookup(kRoot, "Foo"), ENOENT);
+}
+
+TEST_F(FsCoreTest, CasefoldFlipAlwaysInvalidates) {
+  open_fs();
+  uint64_t dir = 0;
+  ASSERT_EQ(mkdir(kRoot, "d", &dir), 0);
+  EXPECT_EQ(lookup(dir, "FOO"), ENOENT);  // a miss under case-sensitive rules
+  const int before = notifier_.count;
+  ASSERT_EQ(fs_->set_flags(ctx_, dir, kCasefoldFlag), 0);
+  EXPECT_GT(notifier_.count, before);
+  ASSERT_EQ(create(dir, "foo"), 0);
+  EXPECT_EQ(lookup(dir, "FOO"), 0);
+}
+
+TEST_F(FsCoreTest, WithoutInvalidationCasefoldedAnswersAreNotCached) {
+  class NoNotifier : public KernelNotifier {
+   public:
+    bool can_invalidate_all() const override { return false; }
+    bool invalidate_all_dentries() override { return false; }
+  } none;
+  open_all();
+  fs_->set_notifier(&none);
+  ASSERT_EQ(create(kRoot, "foo"), 0);
+  EntryOut out;
+  ASSERT_EQ(fs_->lookup(ctx_, kRoot, "FOO", &out), 0);
+  EXPECT_EQ(out.entry_timeout, 0);
+  ASSERT_EQ(fs_->lookup(ctx_, kRoot, "BAR", &out), ENOENT);
+  EXPECT_EQ(out.entry_timeout, 0);
+}
+
+TEST_F(FsCoreTest, HardLinksThroughOtherSpellings) {
+  open_all();
+  uint64_t file = 0, dir = 0;
+  ASSERT_EQ(create(kRoot, "file", O_WRONLY | O_EXCL, &file), 0);
+  ASSERT_EQ(mkdir(kRoot, "Dir", &dir), 0);
+  EntryOut out;
+  ASSERT_EQ(fs_->link(ctx_, file, dir, "Link", &out), 0);
+  EXPECT_EQ(out.ino, file);
+  EXPECT_EQ(out.attr.st_nlink, 2u);
+  EXPECT_EQ(fs_->link(ctx_, file, dir, "LINK", &out), EEXIST);
+  EXPECT_TRUE(backing_exists("Dir/Link"));
+}
+
+}  // namespace
+}  // namespace foldfs::fs

@@ -1,0 +1,45 @@
+#include <gtest/gtest.h>
+
+#include "fs/options.h"
+
+namespace foldfs::fs {
+namespace {
+
+TEST(MountOptions, ParsesEveryOption) {
+  Options o;
+  std::string error;
+  ASSERT_TRUE(parse_mount_options(
+      "casefold=all,strict,ro,allow_other,entry_timeout=2.5,attr_timeout=0,negative_timeout=10",
+      &o, &error))
+      << error;
+  EXPECT_EQ(o.casefold, CasefoldMode::kAll);
+  EXPECT_TRUE(o.strict);
+  EXPECT_TRUE(o.read_only);
+  EXPECT_TRUE(o.allow_other);
+  EXPECT_DOUBLE_EQ(o.entry_timeout, 2.5);
+  EXPECT_DOUBLE_EQ(o.attr_timeout, 0);
+  EXPECT_DOUBLE_EQ(o.negative_timeout, 10);
+}
+
+TEST(MountOptions, IgnoresGenericMountOptions) {
+  Options o;
+  std::string error;
+  EXPECT_TRUE(parse_mount_options("rw,defaults,noauto,nofail,_netdev,x-systemd.automount,noatime",
+                                  &o, &error))
+      << error;
+}
+
+TEST(MountOptions, RejectsBadInputWithAMessage) {
+  const char* bad[] = {"casefold=bogus", "casefold", "entry_timeout=abc", "entry_timeout=-1",
+                       "entry_timeout=", "entry_timeout=1e3", "strict=1", "bogus", ",",
+                       "ro,", "entry_timeout=inf", "attr_timeout=0x10"};
+  for (const char* list : bad) {
+    Options o;
+    std::string error;
+    EXPECT_FALSE(parse_mount_options(list, &o, &error)) << list;
+    EXPECT_FALSE(error.empty()) << list;
+  }
+}
+
+}  // namespace
+}  // namespace foldfs::fs

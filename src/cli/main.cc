@@ -8,6 +8,7 @@
 #include "cli/check_command.h"
 #include "cli/fold_command.h"
 #include "cli/mount_command.h"
+#include "cli/stats_command.h"
 
 namespace {
 
@@ -16,6 +17,7 @@ void usage(FILE* out) {
       "usage: foldfs mount [-f] [-d] [-o OPT[,OPT...]] BACKING MOUNTPOINT\n"
       "       foldfs check [--casefold=all] BACKING\n"
       "       foldfs fold [--strict] [--hex] [NAME...]\n"
+      "       foldfs stats MOUNTPOINT\n"
       "       foldfs --help | --version\n"
       "\n"
       "mount options: casefold=flag|all, strict, allow_other, ro,\n"
@@ -45,6 +47,7 @@ int main(int argc, char** argv) {
   if (command == "mount") return foldfs::cli::run_mount_command(argc - 1, argv + 1);
   if (command == "check") return foldfs::cli::run_check_command(argc - 1, argv + 1);
   if (command == "fold") return run_fold_command(argc - 1, argv + 1);
+  if (command == "stats") return foldfs::cli::run_stats_command(argc - 1, argv + 1);
   if (command == "--help" || command == "-h" || command == "help") {
     usage(stdout);
     return 0;

@@ -158,6 +158,14 @@ int Filesystem::setxattr(uint64_t ino, std::string_view name, std::string_view v
 
 int Filesystem::getxattr(uint64_t ino, std::string_view name, size_t size, std::string* value,
                          size_t* needed) {
+  if (ino == kRootId && name == kStatsXattr) {
+    const std::string text = stats_text();
+    *needed = text.size();
+    if (size == 0) return 0;
+    if (size < text.size()) return ERANGE;
+    *value = text;
+    return 0;
+  }
   if (backing::is_reserved_xattr(name)) return ENODATA;
   auto node = inode(ino);
   if (!node) return ESTALE;

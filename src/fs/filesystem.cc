@@ -282,6 +282,7 @@ void Filesystem::note_kernel_entry(Inode& dir, std::string_view asked, bool nega
 
 void Filesystem::invalidate_if_other_spelling(Inode& dir, std::string_view asked) {
   if (!casefolded(dir) || !notifier_ || !notifier_->can_invalidate_all()) return;
+  counters_.changes_checked++;
   if (dir.dir->kernel.may_hold_other(epoch_.load(), key_hash_of(asked), asked)) {
     invalidate_kernel_dentries();
   }
@@ -289,6 +290,7 @@ void Filesystem::invalidate_if_other_spelling(Inode& dir, std::string_view asked
 
 void Filesystem::invalidate_kernel_dentries() {
   if (!notifier_ || !notifier_->can_invalidate_all()) return;
+  if (options_.debug_no_invalidation) return;
   // Count first: a lookup handled after the kernel saw the new epoch must note its answer
   // under the new epoch too, or the next change would not see it.
   epoch_.fetch_add(1);
@@ -332,6 +334,32 @@ int Filesystem::lookup(const Context& ctx, uint64_t parent, std::string_view nam
   }
   if (err == 0) note_kernel_entry(*dir, name, false);
   return err;
+}
+
+}  // namespace foldfs::fs
+
+namespace foldfs::fs {
+
+std::string Filesystem::stats_text() const {
+  const Counters& c = counters_;
+  std::string out;
+  auto line = [&out](const char* name, uint64_t v) {
+    out += name;
+    out += ' ';
+    out += std::to_string(v);
+    out += '\n';
+  };
+  line("lookups", c.lookups);
+  line("exact_hits", c.exact_hits);
+  line("folded_hits", c.folded_hits);
+  line("negative_answers", c.negative_answers);
+  line("index_loads", c.index_loads);
+  line("changes_checked", c.changes_checked);
+  line("invalidations_sent", c.invalidations_sent);
+  line("inodes", inodes_.size());
+  line("cached_fds", fds_.size());
+  line("fd_evictions", fds_.evictions());
+  return out;
 }
 
 }  // namespace foldfs::fs

@@ -79,7 +79,12 @@ struct Counters {
   std::atomic<uint64_t> negative_answers{0};
   std::atomic<uint64_t> index_loads{0};
   std::atomic<uint64_t> invalidations_sent{0};
+  std::atomic<uint64_t> changes_checked{0};  // changes in casefolded dirs
 };
+
+// The counters are readable through the mount as the extended attribute kStatsXattr of the
+// root directory (root only: it is in the trusted namespace); `foldfs stats MNT` prints them.
+inline constexpr const char* kStatsXattr = "trusted.foldfs.stats";
 
 class Filesystem {
  public:
@@ -91,6 +96,7 @@ class Filesystem {
   void set_notifier(KernelNotifier* notifier) { notifier_ = notifier; }
   const Options& options() const { return options_; }
   const Counters& counters() const { return counters_; }
+  std::string stats_text() const;  // "name value" lines
   static constexpr uint64_t kRootId = 1;
 
   // Namespace.

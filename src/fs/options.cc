@@ -63,6 +63,7 @@ bool apply_one(std::string_view opt, Options* out, std::string* error) {
   if (name == "strict") return flag(&out->strict);
   if (name == "ro") return flag(&out->read_only);
   if (name == "allow_other") return flag(&out->allow_other);
+  if (name == "debug_no_invalidation") return flag(&out->debug_no_invalidation);
   if (name == "entry_timeout" || name == "attr_timeout" || name == "negative_timeout") {
     double* field = name == "entry_timeout" ? &out->entry_timeout
                     : name == "attr_timeout" ? &out->attr_timeout

@@ -22,6 +22,9 @@ struct Options {
   double attr_timeout = 1.0;      // attr_timeout=
   double negative_timeout = 1.0;  // negative_timeout=
   size_t fd_cache_capacity = 4096;
+  // Test-only (debug_no_invalidation): keep the timeouts but never invalidate kernel dentries.
+  // This is the naive design the coherence tests must catch; never use it for real data.
+  bool debug_no_invalidation = false;
 };
 
 // Parses a comma-separated option list (as given to -o) into *out, on top of what *out holds.

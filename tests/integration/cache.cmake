@@ -1,0 +1,7 @@
+# Issue 4: the kernel-coherence contract through a real mount (label "integration").
+include(GoogleTest)
+add_executable(foldfs_cache_coherence_test ${CMAKE_CURRENT_LIST_DIR}/cache_coherence_test.cc)
+target_link_libraries(foldfs_cache_coherence_test PRIVATE foldfs_itest_harness GTest::gtest_main)
+gtest_discover_tests(foldfs_cache_coherence_test
+  DISCOVERY_TIMEOUT 60
+  PROPERTIES TIMEOUT 600 LABELS integration)

@@ -35,6 +35,16 @@ class FileHandle {
   uint64_t digest() const;
   std::string_view bytes() const { return {reinterpret_cast<const char*>(bytes_), size_}; }
   int type() const { return type_; }
+  uint32_t size() const { return size_; }
+
+  // Handles of at most 12 bytes fit in a FUSE export handle (64-bit node id + 32-bit
+  // generation), so the node id and generation can simply BE the handle: stable across
+  // restarts, unique per file, and reversible when the kernel reconnects an inode by id.
+  static constexpr uint32_t kCompactBytes = 12;
+  uint64_t node_bits() const;        // bytes 0..7, little-endian, zero-padded
+  uint32_t generation_bits() const;  // bytes 8..11, little-endian, zero-padded
+  // The handle of `type` and `size` whose node_bits()/generation_bits() are these.
+  static FileHandle from_bits(int type, uint32_t size, uint64_t node, uint32_t generation);
 
  private:
   int type_ = 0;

@@ -36,9 +36,9 @@ int Filesystem::getattr(uint64_t ino, struct stat* out) {
   int err = 0;
   SharedFd fd = path_fd(node, &err);
   if (!fd) return err;
-  if (::fstat(fd->get(), out) != 0) return errno;
-  out->st_ino = node->id;
-  return 0;
+  // st_ino stays the backing inode number: users see real numbers, and the kernel's
+  // export code matches a reconnected directory against readdir's d_ino by it.
+  return ::fstat(fd->get(), out) == 0 ? 0 : errno;
 }
 
 int Filesystem::setattr(const Context&, uint64_t ino, const struct stat& attr, int to_set,

@@ -162,18 +162,13 @@ int Filesystem::readdir(uint64_t fh, off_t offset, const DirEmit& emit) {
     d->pending = nullptr;
     d->offset = offset;
   }
-  struct stat dir_st;
-  const bool have_dev = ::fstat(::dirfd(d->stream), &dir_st) == 0;
   for (;;) {
     if (!d->pending) {
       errno = 0;
       d->pending = ::readdir(d->stream);
       if (!d->pending) return errno;
     }
-    struct stat st {};
-    st.st_ino = d->pending->d_ino;
-    st.st_dev = have_dev ? dir_st.st_dev : root_dev_;
-    const uint64_t ino = node_id_for(st);
+    const uint64_t ino = d->pending->d_ino;  // the backing number, as getattr reports it
     const off_t next = d->pending->d_off;
     if (!emit(d->pending->d_name, ino, DTTOIF(d->pending->d_type), next)) return 0;
     d->pending = nullptr;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include "backing/casefold_flag.h"
@@ -48,6 +49,8 @@ std::unique_ptr<Filesystem> Filesystem::open(const std::string& backing, const O
   }
   std::unique_ptr<Filesystem> fs(new Filesystem(options, std::move(root), std::move(mount_fd)));
   fs->root_dev_ = st.st_dev;
+  fs->root_ino_ = st.st_ino;
+  fs->backing_path_ = backing;
 
   auto inode = std::make_shared<Inode>();
   inode->id = kRootId;
@@ -57,7 +60,12 @@ std::unique_ptr<Filesystem> Filesystem::open(const std::string& backing, const O
   if (inode->handle.assign_from(fs->root_fd_.get(), "") != 0) {
     inode->pinned_fd = UniqueFd(::fcntl(fs->root_fd_.get(), F_DUPFD_CLOEXEC, 0));
   }
-  inode->generation = inode->handle.empty() ? 0 : inode->handle.digest();
+  inode->generation = 0;
+  if (!inode->handle.empty() && inode->handle.size() <= backing::FileHandle::kCompactBytes) {
+    fs->compact_ids_ = true;
+    fs->handle_type_ = inode->handle.type();
+    fs->handle_size_ = inode->handle.size();
+  }
   inode->dir = std::make_unique<DirState>(fs->rules());
   bool flag = false;
   if (int err = backing::read_casefold_flag(fs->root_fd_.get(), &flag); err != 0) {
@@ -108,18 +116,27 @@ int Filesystem::open_inode(const std::shared_ptr<Inode>& inode, int flags) {
   return fd >= 0 ? fd : -errno;
 }
 
-uint64_t Filesystem::node_id_for(const struct stat& st) {
-  if (st.st_dev == root_dev_) {
-    // Id 1 is FUSE's root: a backing file with inode number 1 (never the root here) moves.
-    return st.st_ino == 1 ? (1ull << 63) | 1 : st.st_ino;
+// Node ids. On a backing filesystem whose handles fit in 12 bytes (ext4, xfs, tmpfs, ...), the
+// node id and generation are the handle's bytes: the same file gets the same id after a
+// restart, no two files share one, and an id the kernel brings back (open_by_handle_at through
+// the mount after a restart) turns back into the backing handle. Other files (larger handles,
+// other filesystems mounted inside the backing tree) get ids from their inode number, with the
+// device's position in a small table in the top byte; those do not survive a restart.
+void Filesystem::node_identity(const struct stat& st, const backing::FileHandle& handle,
+                               uint64_t* id, uint64_t* generation) {
+  if (compact_ids_ && st.st_dev == root_dev_ && handle.type() == handle_type_ &&
+      handle.size() == handle_size_) {
+    *id = handle.node_bits();
+    *generation = handle.generation_bits();
+    if (*id > kRootId) return;
   }
-  // Files of other filesystems mounted inside the backing tree: the device's position in a
-  // small table goes into the top byte so that equal inode numbers do not collide.
+  *generation = handle.empty() ? 0 : static_cast<uint32_t>(handle.digest());
   std::lock_guard lock(devices_mutex_);
   size_t index = 0;
   while (index < foreign_devices_.size() && foreign_devices_[index] != st.st_dev) ++index;
   if (index == foreign_devices_.size()) foreign_devices_.push_back(st.st_dev);
-  return (static_cast<uint64_t>(index + 1) << 56) ^ st.st_ino;
+  *id = (static_cast<uint64_t>(index + 1) << 56) ^ st.st_ino;
+  if (*id <= kRootId) *id |= 1ull << 63;
 }
 
 bool Filesystem::casefolded(const Inode& dir) const {
@@ -130,26 +147,28 @@ int Filesystem::entry_from_fd(UniqueFd fd, EntryOut* out) {
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return errno;
   auto fresh = std::make_shared<Inode>();
-  fresh->id = st.st_ino == 0 ? 0 : node_id_for(st);
-  if (st.st_ino == 0) return EIO;
-  if (st.st_dev == root_dev_ && st.st_ino == inodes_.get(kRootId)->backing_ino) {
-    fresh->id = kRootId;  // ".." of a top-level directory
-  }
   fresh->backing_ino = st.st_ino;
   fresh->backing_dev = st.st_dev;
   fresh->type = st.st_mode & S_IFMT;
   if (fresh->handle.assign_from(fd.get(), "") != 0) fresh->handle = backing::FileHandle();
-  fresh->generation = fresh->handle.empty() ? 0 : fresh->handle.digest();
+  if (st.st_dev == root_dev_ && st.st_ino == root_ino_) {
+    fresh->id = kRootId;  // ".." of a top-level directory, or "." of the root
+    fresh->generation = 0;
+  } else {
+    node_identity(st, fresh->handle, &fresh->id, &fresh->generation);
+  }
 
   std::shared_ptr<Inode> known = inodes_.get(fresh->id);
-  const bool same_file = known && (fresh->handle.empty() ? known->backing_ino == st.st_ino
-                                                         : known->handle == fresh->handle);
+  const bool same_file = known && (fresh->handle.empty() || known->id == kRootId
+                                       ? known->backing_ino == st.st_ino
+                                       : known->handle == fresh->handle);
   bool changed = false;
   std::shared_ptr<Inode> inode;
   if (same_file) {
     inode = inodes_.acquire(known, &changed);
   } else {
     if (S_ISDIR(st.st_mode)) {
+      // Rules come from the directory itself, however it was reached (lookup, file handle).
       fresh->dir = std::make_unique<DirState>(rules());
       bool flag = false;
       if (int err = backing::read_casefold_flag(fd.get(), &flag); err != 0) return err;
@@ -159,12 +178,13 @@ int Filesystem::entry_from_fd(UniqueFd fd, EntryOut* out) {
     inode = inodes_.acquire(fresh, &changed);
   }
   if (changed) fds_.erase(fd_cache_key(*inode));
-  if (fd.valid() && !inode->pinned_fd.valid()) fds_.put(fd_cache_key(*inode), std::move(fd));
+  if (fd.valid() && !inode->pinned_fd.valid() && inode->id != kRootId) {
+    fds_.put(fd_cache_key(*inode), std::move(fd));
+  }
 
   out->ino = inode->id;
   out->generation = inode->generation;
   out->attr = st;
-  out->attr.st_ino = inode->id;
   out->attr_timeout = options_.attr_timeout;
   return 0;
 }
@@ -300,19 +320,79 @@ void Filesystem::invalidate_kernel_dentries() {
 // ---------------------------------------------------------------------------------------------
 // Lookup
 
+// Whether a descriptor reached by file handle lies inside the backing tree. A handle can name
+// any file of the backing filesystem, so one brought back by the kernel (or forged by an NFS
+// client) is checked before use: a directory by walking ".." up to the backing root, anything
+// else by the path the kernel knows for it.
+bool Filesystem::within_backing(int fd, bool is_dir) {
+  if (!is_dir) {
+    char path[PATH_MAX];
+    const ssize_t n = ::readlink(backing::ProcPath(fd).c_str(), path, sizeof(path) - 1);
+    if (n <= 0) return false;
+    const std::string_view p(path, static_cast<size_t>(n));
+    const std::string prefix = backing_path_ == "/" ? "/" : backing_path_ + "/";
+    return p.substr(0, prefix.size()) == prefix;
+  }
+  UniqueFd cur(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  for (int depth = 0; cur.valid() && depth < 4096; ++depth) {
+    struct stat st;
+    if (::fstat(cur.get(), &st) != 0) return false;
+    if (st.st_dev == root_dev_ && st.st_ino == root_ino_) return true;
+    UniqueFd up(::openat(cur.get(), "..", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    struct stat up_st;
+    if (!up.valid() || ::fstat(up.get(), &up_st) != 0) return false;
+    if (up_st.st_dev == st.st_dev && up_st.st_ino == st.st_ino) return false;  // fs root
+    cur = std::move(up);
+  }
+  return false;
+}
+
+// The kernel asks for "." of a node id it no longer has in memory (open_by_handle_at after a
+// restart or after dropping caches): turn the id back into the backing handle.
+int Filesystem::reconnect(uint64_t id, EntryOut* out) {
+  if (!compact_ids_ || id == kRootId) return ESTALE;
+  const auto handle = backing::FileHandle::from_bits(handle_type_, handle_size_, id, 0);
+  const int raw = handle.open(mount_fd_.get(), O_PATH | O_NOFOLLOW);
+  if (raw < 0) return ESTALE;
+  UniqueFd fd(raw);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0 || !within_backing(fd.get(), S_ISDIR(st.st_mode))) {
+    return ESTALE;
+  }
+  if (int e = entry_from_fd(std::move(fd), out); e != 0) return e;
+  if (out->ino != id) {
+    forget(out->ino, 1);
+    return ESTALE;
+  }
+  out->entry_timeout = 0;
+  return 0;
+}
+
 int Filesystem::lookup(const Context& ctx, uint64_t parent, std::string_view name,
                        EntryOut* out) {
   counters_.lookups++;
+  // "." and ".." arrive only when the kernel reconnects an inode reached by file handle.
+  if (name == ".") {
+    std::shared_ptr<Inode> self = inode(parent);
+    if (!self) return reconnect(parent, out);
+    int err = 0;
+    SharedFd fd = path_fd(self, &err);
+    if (!fd) return err;
+    if (int e = entry_from_fd(UniqueFd(::fcntl(fd->get(), F_DUPFD_CLOEXEC, 0)), out); e != 0) {
+      return e;
+    }
+    out->entry_timeout = 0;
+    return 0;
+  }
   std::shared_ptr<Inode> dir;
   if (int err = dir_inode(parent, &dir); err != 0) return err;
   int err = 0;
   SharedFd dirfd = path_fd(dir, &err);
   if (!dirfd) return err;
-
-  // "." and ".." arrive only when the kernel reconnects an inode reached by file handle.
-  if (name == "." || name == "..") {
-    const bool up = name == ".." && parent != kRootId;
-    UniqueFd fd(::openat(dirfd->get(), up ? ".." : ".", O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (name == "..") {
+    // The root's parent is the root: nothing above the backing directory is ever reached.
+    UniqueFd fd(::openat(dirfd->get(), parent == kRootId ? "." : "..",
+                         O_PATH | O_NOFOLLOW | O_CLOEXEC));
     if (!fd.valid()) return errno;
     if (int e = entry_from_fd(std::move(fd), out); e != 0) return e;
     out->entry_timeout = 0;

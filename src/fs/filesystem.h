@@ -177,7 +177,10 @@ class Filesystem {
   int make_entry(Inode& parent, int dirfd, const std::string& stored, EntryOut* out);
   int entry_from_fd(backing::UniqueFd fd, EntryOut* out);
   bool casefolded(const Inode& dir) const;
-  uint64_t node_id_for(const struct stat& st);
+  void node_identity(const struct stat& st, const backing::FileHandle& handle, uint64_t* id,
+                     uint64_t* generation);
+  int reconnect(uint64_t id, EntryOut* out);
+  bool within_backing(int fd, bool is_dir);
   static uint64_t fd_cache_key(const Inode& inode);
 
   // Names.
@@ -202,6 +205,11 @@ class Filesystem {
   backing::UniqueFd root_fd_;   // O_PATH of the backing root
   backing::UniqueFd mount_fd_;  // O_RDONLY of the backing root, for open_by_handle_at
   dev_t root_dev_ = 0;
+  ino_t root_ino_ = 0;
+  std::string backing_path_;  // realpath of the backing root
+  bool compact_ids_ = false;  // node ids are handle bytes (see node_identity())
+  int handle_type_ = 0;
+  uint32_t handle_size_ = 0;
   InodeTable inodes_;
   backing::FdCache fds_;
   KernelNotifier* notifier_ = nullptr;

@@ -5,3 +5,9 @@ target_link_libraries(foldfs_cache_coherence_test PRIVATE foldfs_itest_harness G
 gtest_discover_tests(foldfs_cache_coherence_test
   DISCOVERY_TIMEOUT 60
   PROPERTIES TIMEOUT 600 LABELS integration)
+
+add_executable(foldfs_handles_test ${CMAKE_CURRENT_LIST_DIR}/handles_test.cc)
+target_link_libraries(foldfs_handles_test PRIVATE foldfs_itest_harness GTest::gtest_main)
+gtest_discover_tests(foldfs_handles_test
+  DISCOVERY_TIMEOUT 60
+  PROPERTIES TIMEOUT 300 LABELS integration)

@@ -32,6 +32,16 @@ int FileHandle::assign_from(int dirfd, const char* name) {
   return 0;
 }
 
+void FileHandle::assign_raw(int type, const unsigned char* bytes, uint32_t size) {
+  if (size > kMaxBytes) {
+    size_ = 0;
+    return;
+  }
+  type_ = type;
+  size_ = size;
+  std::memcpy(bytes_, bytes, size);
+}
+
 int FileHandle::open(int mount_fd, int flags) const {
   if (size_ == 0) return -ESTALE;
   HandleBuffer buf;

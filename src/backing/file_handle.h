@@ -23,6 +23,9 @@ class FileHandle {
   // Returns 0 or an errno (EOPNOTSUPP when the backing filesystem has no handles).
   int assign_from(int dirfd, const char* name);
 
+  // Sets the handle from raw bytes (as reported by fanotify). Sizes over kMaxBytes clear it.
+  void assign_raw(int type, const unsigned char* bytes, uint32_t size);
+
   // Opens the file the handle names. `mount_fd` is any fd on the backing filesystem.
   // Returns an fd >= 0 or -errno (ESTALE when the file is gone).
   int open(int mount_fd, int flags) const;

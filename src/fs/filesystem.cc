@@ -4,7 +4,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <linux/magic.h>
 #include <limits.h>
+#include <cstdio>
+#include <cstring>
 #include <unistd.h>
 
 #include "backing/casefold_flag.h"
@@ -13,6 +17,26 @@
 #include "fs/dir_lock.h"
 
 namespace foldfs::fs {
+namespace {
+
+bool is_network_filesystem(long type) {
+  switch (static_cast<unsigned long>(type)) {
+    case NFS_SUPER_MAGIC:
+    case SMB_SUPER_MAGIC:
+    case 0xFF534D42:  // CIFS
+    case 0xFE534D42:  // SMB2
+    case 0x00C36400:  // Ceph
+    case V9FS_MAGIC:
+    case FUSE_SUPER_MAGIC:
+    case 0x73757245:  // Coda
+    case AFS_SUPER_MAGIC:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
 
 using backing::SharedFd;
 using backing::UniqueFd;
@@ -173,6 +197,7 @@ int Filesystem::entry_from_fd(UniqueFd fd, EntryOut* out) {
       bool flag = false;
       if (int err = backing::read_casefold_flag(fd.get(), &flag); err != 0) return err;
       fresh->dir->casefold = flag;
+      watch_directory(*fresh, fd.get());
     }
     if (fresh->handle.empty()) fresh->pinned_fd = UniqueFd(fd.release());
     inode = inodes_.acquire(fresh, &changed);
@@ -198,7 +223,93 @@ int Filesystem::make_entry(Inode& parent, int dirfd, const std::string& stored, 
 }
 
 void Filesystem::forget(uint64_t ino, uint64_t nlookup) {
-  if (auto removed = inodes_.release(ino, nlookup)) fds_.erase(fd_cache_key(*removed));
+  auto removed = inodes_.release(ino, nlookup);
+  if (!removed) return;
+  fds_.erase(fd_cache_key(*removed));
+  if (watcher_ && removed->is_dir() && removed->dir->watched) {
+    // The mark pins the backing inode: drop it with the last kernel reference.
+    const int fd = removed->handle.open(mount_fd_.get(), O_PATH | O_NOFOLLOW);
+    if (fd >= 0) {
+      watcher_->unwatch(fd);
+      ::close(fd);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outside changes
+
+void Filesystem::start_services() {
+  if (options_.outside != OutsideChanges::kWatch || watcher_) return;
+  start_watching(backing_path_);
+  if (watcher_) watch_directory(*inodes_.get(kRootId), root_fd_.get());
+}
+
+void Filesystem::start_watching(const std::string& backing) {
+  struct statfs sfs;
+  if (::statfs(backing.c_str(), &sfs) == 0 && is_network_filesystem(sfs.f_type)) {
+    std::fprintf(stderr,
+                 "foldfs: %s is on a network filesystem: changes made elsewhere are seen by "
+                 "revalidation (outside=revalidate)\n",
+                 backing.c_str());
+    return;
+  }
+  int err = 0;
+  watcher_ = backing::DirWatcher::start(
+      [this](const backing::DirWatcher::Event& e) { on_outside_change(e); }, &err);
+  if (!watcher_) {
+    std::fprintf(stderr,
+                 "foldfs: cannot watch %s for outside changes (fanotify: %s): using "
+                 "outside=revalidate\n",
+                 backing.c_str(), std::strerror(err));
+  }
+}
+
+void Filesystem::watch_directory(Inode& dir, int fd) {
+  if (!watcher_ || !compact_ids_ || dir.handle.empty()) return;
+  const bool ok = watcher_->watch(fd) == 0;
+  std::lock_guard lock(dir.dir->index_lock);
+  dir.dir->watched = ok;
+}
+
+// Runs on the watcher's thread. The index learns the change, then the kernel forgets every
+// dentry, so that another spelling or a miss it cached cannot outlive the change.
+void Filesystem::on_outside_change(const backing::DirWatcher::Event& event) {
+  counters_.outside_changes++;
+  if (event.overflow) {
+    for (auto& dir : inodes_.directories()) {
+      std::lock_guard lock(dir->dir->index_lock);
+      dir->dir->index.clear();
+      ++dir->dir->generation;
+    }
+    invalidate_kernel_dentries();
+    return;
+  }
+  std::shared_ptr<Inode> dir;
+  auto root = inodes_.get(kRootId);
+  if (root && event.dir == root->handle) {
+    dir = root;
+  } else if (compact_ids_ && event.dir.type() == handle_type_ && event.dir.size() == handle_size_) {
+    dir = inodes_.get(event.dir.node_bits());
+  }
+  if (!dir || !dir->is_dir() || !(dir->handle == event.dir)) return;  // the kernel holds nothing there
+  int err = 0;
+  SharedFd dirfd = path_fd(dir, &err);
+  {
+    std::lock_guard lock(dir->dir->index_lock);
+    if (dir->dir->index.complete()) {
+      struct stat st;
+      if (!dirfd) {
+        dir->dir->index.clear();
+      } else if (::fstatat(dirfd->get(), event.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        dir->dir->index.insert(event.name);
+      } else {
+        dir->dir->index.erase(event.name);
+      }
+    }
+    ++dir->dir->generation;
+  }
+  invalidate_kernel_dentries();
 }
 
 bool Filesystem::is_casefolded(uint64_t ino) {
@@ -231,6 +342,7 @@ uint64_t Filesystem::key_hash_of(std::string_view name) const {
 int Filesystem::ensure_index_locked(DirState& dir, int dirfd) {
   struct stat st;
   if (::fstat(dirfd, &st) != 0) return errno;
+  if (dir.watched && dir.index.complete()) return 0;  // outside changes arrive as events
   const bool fresh = dir.index.complete() && st.st_mtim.tv_sec == dir.index_mtime.tv_sec &&
                      st.st_mtim.tv_nsec == dir.index_mtime.tv_nsec &&
                      st.st_ctim.tv_sec == dir.index_ctime.tv_sec &&
@@ -253,6 +365,17 @@ int Filesystem::ensure_index_locked(DirState& dir, int dirfd) {
 // reachable), else the bytewise smallest equivalent. Requires dir.ns_lock (either mode).
 int Filesystem::resolve_locked(Inode& dir, int dirfd, std::string_view name,
                                std::string* stored) {
+  {
+    // A watched directory read once answers every lookup, hits and misses, from its index.
+    std::lock_guard lock(dir.dir->index_lock);
+    if (dir.dir->watched && dir.dir->index.complete()) {
+      auto found = dir.dir->index.resolve(name);
+      if (!found) return ENOENT;
+      (*found == name ? counters_.exact_hits : counters_.folded_hits)++;
+      *stored = std::move(*found);
+      return 0;
+    }
+  }
   struct stat st;
   const std::string exact(name);
   if (::fstatat(dirfd, exact.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -436,6 +559,8 @@ std::string Filesystem::stats_text() const {
   line("index_loads", c.index_loads);
   line("changes_checked", c.changes_checked);
   line("invalidations_sent", c.invalidations_sent);
+  line("outside_changes", c.outside_changes);
+  line("watching", watcher_ ? 1 : 0);
   line("inodes", inodes_.size());
   line("cached_fds", fds_.size());
   line("fd_evictions", fds_.evictions());

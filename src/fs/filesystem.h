@@ -39,6 +39,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backing/dir_watcher.h"
 #include "backing/fd_cache.h"
 #include "backing/unique_fd.h"
 #include "fs/inode_table.h"
@@ -80,6 +81,7 @@ struct Counters {
   std::atomic<uint64_t> index_loads{0};
   std::atomic<uint64_t> invalidations_sent{0};
   std::atomic<uint64_t> changes_checked{0};  // changes in casefolded dirs
+  std::atomic<uint64_t> outside_changes{0};  // reported by the watcher
 };
 
 // The counters are readable through the mount as the extended attribute kStatsXattr of the
@@ -94,6 +96,11 @@ class Filesystem {
   ~Filesystem();
 
   void set_notifier(KernelNotifier* notifier) { notifier_ = notifier; }
+  // Starts the threads the filesystem runs (the outside-change watcher). Call it in the process
+  // that serves requests: after daemonizing, since fork() keeps only the calling thread.
+  void start_services();
+  // Whether outside changes are watched (outside=watch and fanotify available).
+  bool watching() const { return watcher_ != nullptr; }
   const Options& options() const { return options_; }
   const Counters& counters() const { return counters_; }
   std::string stats_text() const;  // "name value" lines
@@ -180,6 +187,9 @@ class Filesystem {
   void node_identity(const struct stat& st, const backing::FileHandle& handle, uint64_t* id,
                      uint64_t* generation);
   int reconnect(uint64_t id, EntryOut* out);
+  void start_watching(const std::string& backing);
+  void watch_directory(Inode& dir, int fd);
+  void on_outside_change(const backing::DirWatcher::Event& event);
   bool within_backing(int fd, bool is_dir);
   static uint64_t fd_cache_key(const Inode& inode);
 
@@ -213,6 +223,7 @@ class Filesystem {
   InodeTable inodes_;
   backing::FdCache fds_;
   KernelNotifier* notifier_ = nullptr;
+  std::unique_ptr<backing::DirWatcher> watcher_;  // null in outside=revalidate mode
   std::atomic<uint64_t> epoch_{0};  // invalidations sent so far
   Counters counters_;
   std::mutex devices_mutex_;

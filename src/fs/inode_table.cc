@@ -42,6 +42,15 @@ void InodeTable::insert_root(std::shared_ptr<Inode> root) {
   by_id_[root->id] = std::move(root);
 }
 
+std::vector<std::shared_ptr<Inode>> InodeTable::directories() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::shared_ptr<Inode>> out;
+  for (auto& [id, inode] : by_id_) {
+    if (inode->is_dir()) out.push_back(inode);
+  }
+  return out;
+}
+
 size_t InodeTable::size() const {
   std::lock_guard lock(mutex_);
   return by_id_.size();

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <vector>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -40,6 +41,8 @@ struct DirState {
   struct timespec index_mtime {};  // backing mtime the index was loaded at
   struct timespec index_ctime {};
   uint64_t generation = 0;  // bumped by every change; an index loaded before a change is void
+  // Outside changes are reported by the watcher, so the index needs no change-time check.
+  bool watched = false;
 
   names::KernelDentries kernel;  // dentries the kernel may hold, per key
 };
@@ -72,6 +75,8 @@ class InodeTable {
   std::shared_ptr<Inode> release(uint64_t id, uint64_t n);
 
   void insert_root(std::shared_ptr<Inode> root);
+  // Every directory inode in the table.
+  std::vector<std::shared_ptr<Inode>> directories() const;
   size_t size() const;
 
  private:

@@ -60,6 +60,12 @@ bool apply_one(std::string_view opt, Options* out, std::string* error) {
     else return bad_value();
     return true;
   }
+  if (name == "outside") {
+    if (value == "watch") out->outside = OutsideChanges::kWatch;
+    else if (value == "revalidate") out->outside = OutsideChanges::kRevalidate;
+    else return bad_value();
+    return true;
+  }
   if (name == "strict") return flag(&out->strict);
   if (name == "ro") return flag(&out->read_only);
   if (name == "allow_other") return flag(&out->allow_other);

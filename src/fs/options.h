@@ -10,11 +10,18 @@ namespace foldfs::fs {
 
 enum class CasefoldMode { kFlag, kAll };
 
+// How changes made outside the mount (directly in the backing tree, or through another mount of
+// it) are noticed. kWatch: fanotify reports them and they are visible at once; kRevalidate: the
+// daemon compares a directory's change time before using its index, and the kernel's caches
+// expire after the timeouts (for network filesystems, where no notification exists).
+enum class OutsideChanges { kWatch, kRevalidate };
+
 struct Options {
   CasefoldMode casefold = CasefoldMode::kFlag;  // casefold=flag|all
   bool strict = false;                          // strict
   bool read_only = false;                       // ro
   bool allow_other = false;                     // allow_other
+  OutsideChanges outside = OutsideChanges::kWatch;  // outside=watch|revalidate
   // Seconds the kernel may keep answers without asking the daemon. Coherence does not depend
   // on them for changes made through the mount (see filesystem.h); they bound how long a
   // change made directly in the backing tree may go unseen.

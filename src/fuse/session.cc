@@ -114,6 +114,7 @@ int run_mount(const MountRequest& request, std::string* error) {
       *error = "cannot mount on '" + request.mountpoint + "'";
     } else {
       if (!request.foreground) fuse_daemonize(0);
+      filesystem->start_services();
       struct fuse_loop_config* config = fuse_loop_cfg_create();
       fuse_loop_cfg_set_clone_fd(config, 1);
       fuse_loop_cfg_set_max_threads(config, 16);

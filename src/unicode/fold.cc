@@ -2,13 +2,16 @@
 //
 // A key is produced in three steps that run interleaved in one pass:
 //   1. decode the name (validated beforehand, so decoding never checks anything);
-//   2. replace each code point by its mapping from the generated tables (an Expander yields
-//      the resulting code points, each tagged with its canonical combining class);
+//   2. replace each code point by its mapping from the generated tables (tables.h), each
+//      resulting code point tagged with its canonical combining class;
 //   3. canonical reordering: every maximal run of non-starters (class != 0) is stably sorted
 //      by class. Like the kernel, an ignorable code point ends a run even though it produces
 //      no output, and classes are those of the output code points (U+0345 folds to U+03B9,
 //      a starter, so it ends a run too).
-// All-ASCII names, the common case, skip all that: their key is the name lowercased.
+// fold_sorting_runs() does this with a fixed buffer per run; fold_rescanning_runs() does it
+// the kernel's way, without a buffer, for runs too long for the buffer (and as a cross-check
+// in tests). All-ASCII names, the common case, skip all that: their key is the name
+// lowercased, eight bytes at a time.
 #include <algorithm>
 #include <cstring>
 #include <new>

@@ -11,3 +11,9 @@ target_link_libraries(foldfs_handles_test PRIVATE foldfs_itest_harness GTest::gt
 gtest_discover_tests(foldfs_handles_test
   DISCOVERY_TIMEOUT 60
   PROPERTIES TIMEOUT 300 LABELS integration)
+
+add_executable(foldfs_outside_changes_test ${CMAKE_CURRENT_LIST_DIR}/outside_changes_test.cc)
+target_link_libraries(foldfs_outside_changes_test PRIVATE foldfs_itest_harness GTest::gtest_main)
+gtest_discover_tests(foldfs_outside_changes_test
+  DISCOVERY_TIMEOUT 60
+  PROPERTIES TIMEOUT 300 LABELS integration)

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -263,13 +265,52 @@ TEST_F(FsCoreTest, FlagIsFixedInAllMode) {
   EXPECT_EQ(fs_->set_flags(ctx_, dir, flags), 0);
 }
 
-TEST_F(FsCoreTest, ChangesMadeInTheBackingTreeAreSeen) {
-  open_all();
+TEST_F(FsCoreTest, RevalidateModeSeesBackingChangesByChangeTime) {
+  Options o;
+  o.casefold = CasefoldMode::kAll;
+  o.outside = OutsideChanges::kRevalidate;
+  open_fs(o);
+  fs_->start_services();
+  EXPECT_FALSE(fs_->watching());
   EXPECT_EQ(lookup(kRoot, "OUTSIDE"), ENOENT);  // loads the index
   backing_touch("outside");
   EXPECT_EQ(lookup(kRoot, "OUTSIDE"), 0);
   std::filesystem::remove(root_ + "/outside");
   EXPECT_EQ(lookup(kRoot, "OUTSIDE"), ENOENT);
+}
+
+// Runs `fn` in a child process: the watcher ignores this process's own changes.
+void in_other_process(const std::function<void()>& fn) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    fn();
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+}
+
+TEST_F(FsCoreTest, WatchModeSeesOtherProcessesChanges) {
+  open_all();
+  fs_->start_services();
+  ASSERT_TRUE(fs_->watching());
+  EXPECT_EQ(lookup(kRoot, "OUTSIDE"), ENOENT);  // loads the index
+  const int before = notifier_.count;
+  in_other_process([&] { backing_touch("outside"); });
+  bool seen = false;
+  for (int i = 0; i < 200 && !seen; ++i) {  // events arrive asynchronously: within 2 s
+    seen = lookup(kRoot, "OUTSIDE") == 0;
+    if (!seen) ::usleep(10000);
+  }
+  EXPECT_TRUE(seen);
+  EXPECT_GT(notifier_.count, before) << "the kernel must forget what it cached";
+  in_other_process([&] { std::filesystem::remove(root_ + "/outside"); });
+  bool gone = false;
+  for (int i = 0; i < 200 && !gone; ++i) {
+    gone = lookup(kRoot, "OUTSIDE") == ENOENT;
+    if (!gone) ::usleep(10000);
+  }
+  EXPECT_TRUE(gone);
 }
 
 // --- kernel coherence decisions -------------------------------------------------------------

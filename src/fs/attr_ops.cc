@@ -298,6 +298,7 @@ int Filesystem::set_flags(const Context&, uint64_t ino, uint32_t flags) {
   if (int e = backing::read_directory(fd, &entries); e != 0) return e;
   if (!entries.empty()) return ENOTEMPTY;  // as ext4: rules change only on empty directories
   if (int e = backing::write_casefold_flag(fd, want_casefold); e != 0) return e;
+  hook("flip:written");
   {
     std::lock_guard index_lock(node->dir->index_lock);
     node->dir->index.clear();

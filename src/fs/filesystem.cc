@@ -533,9 +533,11 @@ int Filesystem::lookup(const Context& ctx, uint64_t parent, std::string_view nam
     out->ino = 0;
     out->entry_timeout = entry_timeout_for(*dir, true);
     note_kernel_entry(*dir, name, true);
+    hook("lookup:answered");
     return ENOENT;
   }
   if (err == 0) note_kernel_entry(*dir, name, false);
+  hook("lookup:answered");
   return err;
 }
 

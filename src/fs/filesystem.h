@@ -170,6 +170,11 @@ class Filesystem {
   // The casefold rules of a directory (for tests and tools).
   bool is_casefolded(uint64_t ino);
 
+  // Test hook: called at named points of an operation, with the operation's locks held
+  // ("lookup:answered", "flip:written"), so that tests can force interleavings.
+  using TestHook = std::function<void(const char* point)>;
+  void set_test_hook(TestHook hook) { test_hook_ = std::move(hook); }
+
  private:
   Filesystem(const Options& options, backing::UniqueFd root, backing::UniqueFd mount_fd);
   names::FoldRules rules() const;
@@ -223,6 +228,10 @@ class Filesystem {
   InodeTable inodes_;
   backing::FdCache fds_;
   KernelNotifier* notifier_ = nullptr;
+  TestHook test_hook_;
+  void hook(const char* point) const {
+    if (test_hook_) test_hook_(point);
+  }
   std::unique_ptr<backing::DirWatcher> watcher_;  // null in outside=revalidate mode
   std::atomic<uint64_t> epoch_{0};  // invalidations sent so far
   Counters counters_;

@@ -12,11 +12,12 @@
 // the kernel's way, without a buffer, for runs too long for the buffer (and as a cross-check
 // in tests). All-ASCII names, the common case, skip all that: their key is the name
 // lowercased, eight bytes at a time.
+#include "unicode/fold.h"
+
 #include <algorithm>
 #include <cstring>
 #include <new>
 
-#include "unicode/fold.h"
 #include "unicode/fold_internal.h"
 #include "unicode/tables.h"
 #include "unicode/utf8_text.h"
@@ -276,8 +277,7 @@ void fold_valid(const unsigned char* p, const unsigned char* end, KeyWriter& w) 
   }
 }
 
-FoldResult invalid_name(std::string_view name, Strictness strictness, char* out,
-                        size_t capacity) {
+FoldResult invalid_name(std::string_view name, Strictness strictness, char* out, size_t capacity) {
   if (strictness == Strictness::kStrict) return {FoldStatus::kRefused, 0};
   std::memcpy(out, name.data(), std::min(name.size(), capacity));
   return {FoldStatus::kRawBytes, name.size()};
@@ -432,7 +432,9 @@ bool is_canonically_ordered(std::string_view key) noexcept {
   return true;
 }
 
-size_t table_bytes() noexcept { return tables::kTableBytes; }
+size_t table_bytes() noexcept {
+  return tables::kTableBytes;
+}
 
 }  // namespace detail
 }  // namespace foldfs::unicode

@@ -61,7 +61,8 @@ uint64_t key_hash(std::string_view key) noexcept {
   if (const size_t rest = n - i; rest != 0) {
     // With a full word before it, read the last 8 bytes and drop the ones already mixed in:
     // one load instead of assembling the tail byte by byte.
-    const uint64_t tail = n >= 8 ? utf8::load_word(p + n - 8) >> (64 - 8 * rest) : load_short(p, rest);
+    const uint64_t tail =
+        n >= 8 ? utf8::load_word(p + n - 8) >> (64 - 8 * rest) : load_short(p, rest);
     h = mix_word(h, tail);
   }
   return finalize(h);

@@ -43,18 +43,30 @@ constexpr uint32_t make_props(Kind kind, uint8_t ccc, uint32_t length, uint32_t 
   return uint32_t{ccc} | static_cast<uint32_t>(kind) << kKindShift | length << kLengthShift |
          offset << kOffsetShift;
 }
-constexpr uint8_t props_ccc(uint32_t props) { return static_cast<uint8_t>(props); }
-constexpr Kind props_kind(uint32_t props) { return static_cast<Kind>((props >> kKindShift) & 3); }
+constexpr uint8_t props_ccc(uint32_t props) {
+  return static_cast<uint8_t>(props);
+}
+constexpr Kind props_kind(uint32_t props) {
+  return static_cast<Kind>((props >> kKindShift) & 3);
+}
 constexpr uint32_t props_length(uint32_t props) {
   return (props >> kLengthShift) & kMaxMappingLength;
 }
-constexpr uint32_t props_offset(uint32_t props) { return props >> kOffsetShift; }
+constexpr uint32_t props_offset(uint32_t props) {
+  return props >> kOffsetShift;
+}
 
 // A pool item: one output code point together with its own canonical combining class, so that
 // reordering never needs a second table lookup.
-constexpr uint32_t make_item(char32_t cp, uint8_t ccc) { return cp | uint32_t{ccc} << 24; }
-constexpr char32_t item_code_point(uint32_t item) { return item & 0x1FFFFF; }
-constexpr uint8_t item_ccc(uint32_t item) { return static_cast<uint8_t>(item >> 24); }
+constexpr uint32_t make_item(char32_t cp, uint8_t ccc) {
+  return cp | uint32_t{ccc} << 24;
+}
+constexpr char32_t item_code_point(uint32_t item) {
+  return item & 0x1FFFFF;
+}
+constexpr uint8_t item_ccc(uint32_t item) {
+  return static_cast<uint8_t>(item >> 24);
+}
 
 // Hangul syllable arithmetic (Unicode 3.12, "Conjoining Jamo Behavior").
 inline constexpr char32_t kHangulSBase = 0xAC00;
@@ -66,7 +78,9 @@ inline constexpr uint32_t kHangulTCount = 28;
 inline constexpr uint32_t kHangulNCount = kHangulVCount * kHangulTCount;
 inline constexpr uint32_t kHangulSCount = 19 * kHangulNCount;
 
-constexpr bool is_hangul_syllable(char32_t cp) { return cp - kHangulSBase < kHangulSCount; }
+constexpr bool is_hangul_syllable(char32_t cp) {
+  return cp - kHangulSBase < kHangulSCount;
+}
 
 // Generated at build time (tables.cc in the build directory).
 extern const uint8_t kStage1[];

@@ -75,7 +75,8 @@ inline char32_t decode_valid(const unsigned char*& p) {
     p += 3;
     return cp;
   }
-  const char32_t cp = (b & 0x07u) << 18 | (p[1] & 0x3Fu) << 12 | (p[2] & 0x3Fu) << 6 | (p[3] & 0x3Fu);
+  const char32_t cp =
+      (b & 0x07u) << 18 | (p[1] & 0x3Fu) << 12 | (p[2] & 0x3Fu) << 6 | (p[3] & 0x3Fu);
   p += 4;
   return cp;
 }

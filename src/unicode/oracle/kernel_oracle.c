@@ -21,8 +21,8 @@ static const struct unicode_map* oracle_map(void) {
   static struct unicode_map map;
   if (map.tables == NULL) {
     map.version = ORACLE_VERSION;
-    map.ntab[UTF8_NFDI] = table_for(utf8_data_table.utf8nfdidata,
-                                    utf8_data_table.utf8nfdidata_size, ORACLE_VERSION);
+    map.ntab[UTF8_NFDI] =
+        table_for(utf8_data_table.utf8nfdidata, utf8_data_table.utf8nfdidata_size, ORACLE_VERSION);
     map.ntab[UTF8_NFDICF] = table_for(utf8_data_table.utf8nfdicfdata,
                                       utf8_data_table.utf8nfdicfdata_size, ORACLE_VERSION);
     map.tables = &utf8_data_table;

@@ -18,7 +18,8 @@ constexpr uint64_t kDirentEvents = FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FA
 }  // namespace
 
 std::unique_ptr<DirWatcher> DirWatcher::start(Callback callback, int* error) {
-  const int fan = ::fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_CLOEXEC, O_RDONLY);
+  const int fan = ::fanotify_init(
+      FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY);
   if (fan < 0) {
     *error = errno;
     return nullptr;
@@ -61,7 +62,6 @@ void DirWatcher::unwatch(int dirfd) {
 }
 
 void DirWatcher::run() {
-  alignas(struct fanotify_event_metadata) char buf[64 * 1024];
   struct pollfd fds[2] = {{fanotify_.get(), POLLIN, 0}, {wakeup_.get(), POLLIN, 0}};
   for (;;) {
     if (::poll(fds, 2, -1) < 0) {
@@ -69,10 +69,23 @@ void DirWatcher::run() {
       return;
     }
     if (fds[1].revents) return;
+    std::lock_guard lock(read_mutex_);
+    drain();
+  }
+}
+
+void DirWatcher::catch_up() {
+  std::lock_guard lock(read_mutex_);
+  drain();
+}
+
+void DirWatcher::drain() {
+  alignas(struct fanotify_event_metadata) static thread_local char buf[64 * 1024];
+  for (;;) {
     const ssize_t n = ::read(fanotify_.get(), buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      return;
+    if (n <= 0) {
+      if (n < 0 && errno == EINTR) continue;
+      return;  // EAGAIN: the queue is empty
     }
     dispatch(buf, static_cast<size_t>(n));
   }

@@ -7,7 +7,12 @@
 // made by this process are not reported: the filesystem applies those itself. When the kernel's
 // event queue overflows, one event with `overflow` set reports that anything may have changed.
 //
-// Lock order: the callback runs with no watcher lock held; mutex_ is a leaf lock.
+// catch_up() closes the remaining window: a change that returned before catch_up() was called
+// has been delivered to the callback when it returns (fanotify queues the event inside the
+// changing system call).
+//
+// Lock order: read_mutex_ is held while the callback runs; the callback may take the
+// filesystem's directory index locks, so never call catch_up() holding one of those.
 #pragma once
 
 #include <atomic>
@@ -16,6 +21,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "backing/file_handle.h"
 #include "backing/unique_fd.h"
@@ -40,11 +46,16 @@ class DirWatcher {
   int watch(int dirfd);
   void unwatch(int dirfd);
 
+  // Delivers every event already queued before returning (from the calling thread if need be).
+  void catch_up();
+
  private:
   DirWatcher(UniqueFd fanotify, UniqueFd wakeup, Callback callback);
   void run();
+  void drain();  // requires read_mutex_
   void dispatch(const char* buf, size_t len);
 
+  std::mutex read_mutex_;  // one reader of the fanotify queue at a time
   UniqueFd fanotify_;
   UniqueFd wakeup_;  // eventfd: written by the destructor to stop the thread
   Callback callback_;

@@ -365,8 +365,11 @@ int Filesystem::ensure_index_locked(DirState& dir, int dirfd) {
 // reachable), else the bytewise smallest equivalent. Requires dir.ns_lock (either mode).
 int Filesystem::resolve_locked(Inode& dir, int dirfd, std::string_view name,
                                std::string* stored) {
-  {
-    // A watched directory read once answers every lookup, hits and misses, from its index.
+  if (watcher_) {
+    // Take in every outside change made before this lookup first (the kernel queued its event
+    // before that change returned): then a watched directory read once answers every lookup,
+    // hits and misses, from its index.
+    watcher_->catch_up();
     std::lock_guard lock(dir.dir->index_lock);
     if (dir.dir->watched && dir.dir->index.complete()) {
       auto found = dir.dir->index.resolve(name);

@@ -1,9 +1,8 @@
 # Unit tests of src/names and src/fs: the core without FUSE, on a real backing directory.
-include(GoogleTest)
 add_executable(foldfs_fs_tests
   ${CMAKE_CURRENT_SOURCE_DIR}/fs_core_test.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/fs_interleaving_test.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/names_test.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/options_test.cc)
 target_link_libraries(foldfs_fs_tests PRIVATE foldfs_fs GTest::gtest_main)
-gtest_discover_tests(foldfs_fs_tests PROPERTIES LABELS "unit;tsan" DISCOVERY_TIMEOUT 60)
+foldfs_discover_tests(foldfs_fs_tests LABELS unit tsan TIMEOUT 600)

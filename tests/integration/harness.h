@@ -1,0 +1,262 @@
+// Integration-test harness: drives the real `foldfs` binary through a real FUSE mount.
+//
+//   Mount m;                                   // fresh /tmp/foldfs-it.XXXXXX/{backing,mnt}
+//   ASSERT_TRUE(m.start("casefold=all"));      // foldfs mount -o casefold=all backing mnt
+//   EXPECT_EQ(write_file(m.path("a"), "x"), Errno(0));
+//   // ~Mount: always unmounts, waits for the daemon to exit, removes the temp dir.
+//
+// Every helper reports failures as values (Errno, AssertionResult, RunResult) so tests can
+// assert on exactly what a user would observe. A watchdog kills the daemons of a test that runs
+// longer than FOLDFS_IT_WATCHDOG_SECONDS (default 240) so a hung request fails the test with
+// ENOTCONN instead of wedging ctest.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace foldfs::itest {
+
+using namespace std::chrono_literals;
+
+// ---------------------------------------------------------------------------------------------
+// errno values that print by name in assertion messages.
+
+struct Errno {
+  int value = 0;
+  constexpr Errno() = default;
+  constexpr explicit Errno(int v) : value(v) {}
+  friend constexpr bool operator==(Errno a, Errno b) { return a.value == b.value; }
+};
+void PrintTo(Errno e, std::ostream* os);
+std::ostream& operator<<(std::ostream& os, Errno e);
+
+// Errno(0) if rc >= 0, else Errno(errno). Use as errno_of(::mkdir(...)).
+Errno errno_of(long rc);
+
+// ---------------------------------------------------------------------------------------------
+// Processes.
+
+// The foldfs binary under test: $FOLDFS_BINARY if set, else the build's (compile definition).
+const std::string& foldfs_binary();
+
+struct RunResult {
+  std::vector<std::string> argv;
+  int exit_code = -1;   // exit status; -1 when killed by a signal or timed out
+  int term_signal = 0;  // signal that ended it, if any
+  bool timed_out = false;
+  std::string out;
+  std::string err;
+  bool ok() const { return exit_code == 0; }
+  std::string describe() const;  // argv, status, stdout and stderr: for failure messages
+};
+std::ostream& operator<<(std::ostream& os, const RunResult& r);
+
+// Runs argv (argv[0] looked up in PATH; no shell) with stdin from /dev/null, capturing stdout
+// and stderr. Returns once the process exits (processes it leaves behind, e.g. a daemon, are
+// not waited for). Killed with SIGKILL after `timeout`.
+RunResult run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout = 60s);
+
+// A process running in the background; output goes to memory files readable at any time.
+class Process {
+ public:
+  explicit Process(const std::vector<std::string>& argv);
+  ~Process();  // SIGKILLs and reaps it if still running
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool running();
+  // Waits up to `timeout` for the exit; std::nullopt if still running then.
+  std::optional<RunResult> wait(std::chrono::milliseconds timeout);
+  std::string out() const;
+  std::string err() const;
+  void kill();
+
+ private:
+  std::vector<std::string> argv_;
+  pid_t pid_ = -1;
+  int pidfd_ = -1;
+  int out_fd_ = -1;
+  int err_fd_ = -1;
+  std::optional<RunResult> result_;
+};
+
+// Runs fn in a forked child as uid/gid (no supplementary groups) and returns its return value
+// (the child's exit status, 0..255), or -1 if the child died abnormally or hung for 60 s.
+// fn should return 0 for success or an errno value.
+int run_as(uid_t uid, gid_t gid, const std::function<int()>& fn);
+
+// ---------------------------------------------------------------------------------------------
+// Files.
+
+Errno write_file(const std::string& path, std::string_view content, mode_t mode = 0644);
+Errno append_file(const std::string& path, std::string_view content);
+// Creates (O_CREAT without O_EXCL) and closes, like touch without the times.
+Errno touch(const std::string& path, mode_t mode = 0644);
+// Creates with O_CREAT|O_EXCL.
+Errno create_excl(const std::string& path, mode_t mode = 0644);
+// Content, or std::nullopt (errno left set) if it can't be read.
+std::optional<std::string> read_file(const std::string& path);
+// Sorted (bytewise) entry names without "." and "..". On error returns a single entry
+// "<opendir PATH: ENOENT>" so that comparisons fail with a readable message.
+std::vector<std::string> list_dir(const std::string& path);
+
+std::optional<struct stat> lstat_of(const std::string& path);
+std::optional<struct stat> stat_of(const std::string& path);  // follows symlinks
+// lstat that records a test failure and returns a zeroed struct when it fails.
+struct stat must_lstat(const std::string& path);
+
+// Predicates with explanatory failure messages (lstat, not following symlinks, except
+// ResolvesToRegularFile which follows).
+::testing::AssertionResult IsRegularFile(const std::string& path);
+::testing::AssertionResult IsDirectory(const std::string& path);
+::testing::AssertionResult IsSymlink(const std::string& path);
+::testing::AssertionResult DoesNotExist(const std::string& path);  // lstat -> ENOENT
+::testing::AssertionResult SameInode(const std::string& a, const std::string& b);
+
+// Symlink target text, or "<readlink PATH: ENOENT ...>" on error.
+std::string readlink_of(const std::string& path);
+
+// Extended attributes, never following a final symlink (l*xattr).
+struct XattrResult {
+  Errno error;
+  std::string value;
+};
+XattrResult get_xattr(const std::string& path, const std::string& name);
+Errno set_xattr(const std::string& path, const std::string& name, std::string_view value,
+                int flags = 0);
+Errno remove_xattr(const std::string& path, const std::string& name);
+// Sorted names; on error a single "<llistxattr PATH: ...>" entry.
+std::vector<std::string> list_xattrs(const std::string& path);
+
+// Flushes dentries and inodes: sync; echo 2 > /proc/sys/vm/drop_caches.
+::testing::AssertionResult drop_caches();
+
+// The casefold inode flag, through the ioctls (FS_IOC_GETFLAGS / FS_IOC_SETFLAGS).
+inline constexpr unsigned kCasefoldFl = 0x40000000;  // FS_CASEFOLD_FL
+// Flags of `path` (opened O_RDONLY, O_DIRECTORY if it's a dir); errno on failure.
+struct FlagsResult {
+  Errno error;
+  unsigned flags = 0;
+};
+FlagsResult get_inode_flags(const std::string& path);
+Errno set_inode_flags(const std::string& path, unsigned flags);
+
+// `lsattr -d PATH`: the flags column ("" and a failure message if lsattr fails).
+::testing::AssertionResult LsattrShowsCasefold(const std::string& path);
+::testing::AssertionResult LsattrShowsNoCasefold(const std::string& path);
+RunResult chattr(const std::string& flag, const std::string& path);  // chattr +F path
+
+// Deletes a tree without following symlinks or crossing mount points (nftw, FTW_PHYS|FTW_MOUNT).
+void remove_tree(const std::string& path);
+
+// A temp dir /tmp/foldfs-it.XXXXXX (mode 0755) removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string path(std::string_view rel) const;
+
+ private:
+  std::string path_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Mounts.
+
+// Whether `path` is a mount point according to /proc/self/mountinfo (never touches the fs,
+// so it can't hang on a stuck daemon).
+bool is_mount_point(const std::string& path);
+// Its fstype field in mountinfo ("fuse.foldfs"...), "" if not mounted.
+std::string mount_fstype(const std::string& path);
+// Live processes running a foldfs binary whose command line names `mountpoint`.
+std::vector<pid_t> find_daemons(const std::string& mountpoint);
+
+enum class UnmountHow { kFusermount, kUmount };
+
+// A FUSE mount of foldfs over <temp>/backing at <temp>/mnt. The temp dir is created (0755,
+// backing and mnt 0755) on construction, so a test can prepare the backing tree (bpath) before
+// start(). The destructor always unmounts (fusermount3 -u, then umount, then umount -l), waits
+// for the daemon to exit (killing it after 10 s, recorded as a test failure) and removes the
+// temp dir, also when the test failed.
+class Mount {
+ public:
+  Mount();
+  ~Mount();
+  Mount(const Mount&) = delete;
+  Mount& operator=(const Mount&) = delete;
+
+  // `foldfs mount [-o OPTS] BACKING MNT` (no -o when opts is empty): must exit 0 and leave MNT
+  // mounted (different st_dev from its parent).
+  ::testing::AssertionResult start(const std::string& opts = "");
+  // `foldfs mount FLAGS... [-o OPTS] BACKING MNT` run in the background (flags: -f or -d); waits
+  // up to 10 s for the mount to appear. The process must keep running while mounted.
+  ::testing::AssertionResult start_foreground(const std::vector<std::string>& flags,
+                                              const std::string& opts = "");
+  // Runs an arbitrary command that must exit 0 and mount MNT (mount -t ..., mount MNT).
+  ::testing::AssertionResult start_command(const std::vector<std::string>& argv);
+
+  // Unmounts now and waits up to 10 s for the daemon to exit. Fails if either doesn't happen.
+  ::testing::AssertionResult unmount(UnmountHow how = UnmountHow::kFusermount);
+  bool mounted() const;
+
+  const std::string& root() const { return tmp_.path(); }  // the temp dir
+  const std::string& backing() const { return backing_; }
+  const std::string& mnt() const { return mnt_; }
+  std::string path(std::string_view rel) const;   // MNT/rel  (rel "" -> MNT)
+  std::string bpath(std::string_view rel) const;  // BACKING/rel
+  std::string tpath(std::string_view rel) const;  // TEMP/rel: outside the backing tree
+
+  const std::vector<pid_t>& daemon_pids() const { return daemons_; }
+  // The result of start()'s or start_command()'s command.
+  const RunResult& start_result() const { return start_result_; }
+  // For start_foreground(): the process (exit status and output available after unmount()).
+  Process* foreground() { return fg_.get(); }
+
+ private:
+  ::testing::AssertionResult after_mount(const std::string& what);
+  void register_pids();
+  ::testing::AssertionResult wait_daemons_exit(std::chrono::milliseconds timeout);
+
+  TempDir tmp_;
+  std::string backing_;
+  std::string mnt_;
+  std::vector<pid_t> daemons_;
+  std::unique_ptr<Process> fg_;
+  RunResult start_result_;
+  bool started_ = false;
+};
+
+// Appends a line to /etc/fstab and removes exactly that line again on destruction.
+class FstabEntry {
+ public:
+  explicit FstabEntry(std::string line);
+  ~FstabEntry();
+  FstabEntry(const FstabEntry&) = delete;
+  FstabEntry& operator=(const FstabEntry&) = delete;
+  bool ok() const { return ok_; }
+
+ private:
+  std::string line_;
+  bool ok_ = false;
+};
+
+// Joins strings with a separator (for messages).
+std::string join(const std::vector<std::string>& parts, std::string_view sep = " ");
+// Escapes non-printable bytes as \xNN (for messages about names).
+std::string printable(std::string_view s);
+
+}  // namespace foldfs::itest

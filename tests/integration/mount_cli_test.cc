@@ -1,0 +1,302 @@
+// `foldfs mount` command line: daemonizing, -f/-d, unmounting, every option, every error,
+// `mount -t fuse.foldfs` and /etc/fstab through the installed helper.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "harness.h"
+
+namespace foldfs::itest {
+namespace {
+
+// ---- mounting and unmounting ----------------------------------------------------------------
+
+TEST(MountCli, MountReturnsZeroWithTheMountReady) {
+  Mount m;
+  ASSERT_TRUE(m.start());  // exit 0, then MNT immediately has its own st_dev
+  EXPECT_EQ(m.start_result().exit_code, 0);
+  EXPECT_TRUE(m.mounted());
+}
+
+TEST(MountCli, MountShowsTheBackingTreeBothWays) {
+  Mount m;
+  ASSERT_EQ(write_file(m.bpath("before.txt"), "from backing"), Errno(0));
+  ASSERT_EQ(::mkdir(m.bpath("dir").c_str(), 0755), 0);
+  ASSERT_TRUE(m.start());
+  EXPECT_EQ(read_file(m.path("before.txt")), "from backing");
+  EXPECT_TRUE(IsDirectory(m.path("dir")));
+  ASSERT_EQ(write_file(m.path("dir/after.txt"), "through mount"), Errno(0));
+  EXPECT_EQ(read_file(m.bpath("dir/after.txt")), "through mount");
+  EXPECT_EQ(list_dir(m.path("")), (std::vector<std::string>{"before.txt", "dir"}));
+}
+
+TEST(MountCli, MountDaemonizesAndTheDaemonExitsAfterFusermountUnmount) {
+  Mount m;
+  ASSERT_TRUE(m.start());
+  EXPECT_FALSE(m.daemon_pids().empty())
+      << "no running foldfs process names " << m.mnt() << " after `foldfs mount` returned";
+  ASSERT_TRUE(m.unmount(UnmountHow::kFusermount));
+  EXPECT_FALSE(m.mounted());
+}
+
+TEST(MountCli, TheDaemonExitsAfterUmount) {
+  Mount m;
+  ASSERT_TRUE(m.start());
+  EXPECT_FALSE(m.daemon_pids().empty());
+  ASSERT_TRUE(m.unmount(UnmountHow::kUmount));
+  EXPECT_FALSE(m.mounted());
+}
+
+TEST(MountCli, RemountAfterUnmountSeesTheSameData) {
+  Mount m;
+  ASSERT_TRUE(m.start());
+  ASSERT_EQ(write_file(m.path("keep.txt"), "kept"), Errno(0));
+  ASSERT_TRUE(m.unmount());
+  EXPECT_TRUE(DoesNotExist(m.path("keep.txt")));  // the bare mount point dir again
+  ASSERT_TRUE(m.start());
+  EXPECT_EQ(read_file(m.path("keep.txt")), "kept");
+}
+
+TEST(MountCli, ForegroundFlagStaysAttachedUntilUnmountThenExitsZero) {
+  Mount m;
+  ASSERT_TRUE(m.start_foreground({"-f"}));
+  ASSERT_EQ(write_file(m.path("f.txt"), "x"), Errno(0));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_TRUE(m.foreground()->running()) << "`foldfs mount -f` returned while mounted";
+  ASSERT_TRUE(m.unmount());
+  auto r = m.foreground()->wait(10s);
+  ASSERT_TRUE(r.has_value()) << "`foldfs mount -f` still running after unmount";
+  EXPECT_EQ(r->exit_code, 0) << *r;
+}
+
+TEST(MountCli, DebugFlagLogsRequestsToStderrAndStaysInForeground) {
+  Mount m;
+  ASSERT_TRUE(m.start_foreground({"-d"}));
+  std::this_thread::sleep_for(200ms);
+  size_t before = m.foreground()->err().size();
+  ASSERT_EQ(write_file(m.path("logged.txt"), "x"), Errno(0));
+  EXPECT_EQ(list_dir(m.path("")), std::vector<std::string>{"logged.txt"});
+  EXPECT_TRUE(IsRegularFile(m.path("logged.txt")));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_TRUE(m.foreground()->running()) << "`foldfs mount -d` did not stay in the foreground";
+  EXPECT_GT(m.foreground()->err().size(), before)
+      << "nothing was logged to stderr for create/readdir/getattr requests";
+  ASSERT_TRUE(m.unmount());
+  auto r = m.foreground()->wait(10s);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->exit_code, 0) << *r;
+}
+
+// ---- accepted options -----------------------------------------------------------------------
+
+class AcceptedOption : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(AcceptedOption, MountsAndWorks) {
+  Mount m;
+  ASSERT_TRUE(m.start(GetParam()));
+  EXPECT_TRUE(IsDirectory(m.path("")));
+  if (GetParam() != "ro") {
+    EXPECT_EQ(touch(m.path("file")), Errno(0));
+  }
+  EXPECT_TRUE(m.unmount());
+}
+
+INSTANTIATE_TEST_SUITE_P(FoldfsOptions, AcceptedOption,
+                         ::testing::Values("casefold=flag", "casefold=all", "strict", "allow_other",
+                                           "ro", "entry_timeout=1.5", "attr_timeout=0",
+                                           "negative_timeout=2",
+                                           "entry_timeout=0,attr_timeout=0.25,negative_timeout=10"),
+                         [](const auto& info) { return "Option" + std::to_string(info.index); });
+
+INSTANTIATE_TEST_SUITE_P(GenericMountOptions, AcceptedOption,
+                         ::testing::Values("rw", "defaults", "dev", "nodev", "suid", "nosuid",
+                                           "exec", "noexec", "auto", "noauto", "user", "nouser",
+                                           "nofail", "_netdev", "atime", "noatime", "relatime",
+                                           "x-systemd.automount", "x-gvfs-show",
+                                           "x-systemd.device-timeout=10"),
+                         [](const auto& info) { return "Option" + std::to_string(info.index); });
+
+TEST(MountCli, CombinedOptionListAppliesTheFoldfsOptions) {
+  Mount m;
+  ASSERT_TRUE(
+      m.start("rw,nosuid,nodev,relatime,casefold=all,strict,entry_timeout=0.5,"
+              "attr_timeout=0.5,negative_timeout=0,noauto,_netdev,x-foo=bar"));
+  ASSERT_EQ(write_file(m.path("MixedCase.txt"), "v"), Errno(0));
+  EXPECT_EQ(read_file(m.path("mixedcase.TXT")), "v") << "casefold=all was not applied";
+}
+
+TEST(MountCli, CasefoldFlagOptionBehavesLikeTheDefault) {
+  Mount m;
+  ASSERT_TRUE(m.start("casefold=flag"));
+  ASSERT_EQ(write_file(m.path("a"), "lower"), Errno(0));
+  EXPECT_TRUE(DoesNotExist(m.path("A")));  // the root is case-sensitive
+  ASSERT_EQ(errno_of(::mkdir(m.path("cf").c_str(), 0755)), Errno(0));
+  RunResult r = chattr("+F", m.path("cf"));
+  ASSERT_TRUE(r.ok()) << r;
+  ASSERT_EQ(write_file(m.path("cf/a"), "folded"), Errno(0));
+  EXPECT_EQ(read_file(m.path("cf/A")), "folded");
+}
+
+// ---- refused invocations --------------------------------------------------------------------
+
+// The command must exit `code`, print a "foldfs: " message on stderr (for code 1), and leave
+// nothing mounted at `mountpoint` and no daemon behind.
+void ExpectRefused(const std::vector<std::string>& argv, const std::string& mountpoint,
+                   int code = 1) {
+  RunResult r = run(argv, 30s);
+  EXPECT_EQ(r.exit_code, code) << r;
+  if (code == 1) {
+    EXPECT_TRUE(r.err.rfind("foldfs: ", 0) == 0) << "stderr should start with \"foldfs: \": " << r;
+  }
+  EXPECT_FALSE(r.err.empty()) << "no message on stderr: " << r;
+  if (!mountpoint.empty()) {
+    std::this_thread::sleep_for(100ms);
+    bool mounted = is_mount_point(mountpoint);
+    EXPECT_FALSE(mounted) << "something was mounted at " << mountpoint << " by " << r;
+    EXPECT_TRUE(find_daemons(mountpoint).empty()) << "a daemon is running for " << mountpoint;
+    if (mounted) run({"umount", "-l", mountpoint});
+  }
+}
+
+std::vector<std::string> mount_argv(const std::string& opts, const std::string& backing,
+                                    const std::string& mnt) {
+  std::vector<std::string> a = {foldfs_binary(), "mount"};
+  if (!opts.empty()) {
+    a.push_back("-o");
+    a.push_back(opts);
+  }
+  a.push_back(backing);
+  a.push_back(mnt);
+  return a;
+}
+
+class RefusedOption : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(RefusedOption, ExitsOneWithMessageAndMountsNothing) {
+  Mount m;
+  ExpectRefused(mount_argv(GetParam(), m.backing(), m.mnt()), m.mnt());
+}
+
+INSTANTIATE_TEST_SUITE_P(BadOptions, RefusedOption,
+                         ::testing::Values("bogus", "casefold=bogus", "casefold=", "casefold",
+                                           "entry_timeout=abc",
+                                           "entry_timeout=", "entry_timeout=-1", "attr_timeout=1x",
+                                           "attr_timeout=-0.5", "negative_timeout=abc",
+                                           "casefold=flag,bogus", "ro,nosuchoption=1"),
+                         [](const auto& info) { return "Option" + std::to_string(info.index); });
+
+TEST(MountCliErrors, MissingBackingDir) {
+  Mount m;
+  ExpectRefused(mount_argv("", m.tpath("no-such-dir"), m.mnt()), m.mnt());
+}
+
+TEST(MountCliErrors, BackingIsARegularFile) {
+  Mount m;
+  ASSERT_EQ(write_file(m.tpath("plain-file"), "x"), Errno(0));
+  ExpectRefused(mount_argv("", m.tpath("plain-file"), m.mnt()), m.mnt());
+}
+
+TEST(MountCliErrors, MissingMountPoint) {
+  Mount m;
+  ExpectRefused(mount_argv("", m.backing(), m.tpath("no-such-mnt")), m.tpath("no-such-mnt"));
+}
+
+TEST(MountCliErrors, MountPointInsideBacking) {
+  Mount m;
+  ASSERT_EQ(::mkdir(m.bpath("sub").c_str(), 0755), 0);
+  ExpectRefused(mount_argv("", m.backing(), m.bpath("sub")), m.bpath("sub"));
+}
+
+TEST(MountCliErrors, MountPointDeepInsideBacking) {
+  Mount m;
+  ASSERT_EQ(::mkdir(m.bpath("a").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(m.bpath("a/b").c_str(), 0755), 0);
+  ExpectRefused(mount_argv("casefold=all", m.backing(), m.bpath("a/b")), m.bpath("a/b"));
+}
+
+TEST(MountCliErrors, MountPointInsideBackingReachedThroughASymlink) {
+  Mount m;
+  ASSERT_EQ(::mkdir(m.bpath("sub").c_str(), 0755), 0);
+  ASSERT_EQ(::symlink(m.backing().c_str(), m.tpath("alias").c_str()), 0);
+  ExpectRefused(mount_argv("", m.backing(), m.tpath("alias/sub")), m.bpath("sub"));
+}
+
+TEST(MountCliErrors, MountPointEqualToBacking) {
+  Mount m;
+  ExpectRefused(mount_argv("", m.backing(), m.backing()), m.backing());
+}
+
+TEST(MountCliErrors, MountPointEqualToBackingSpelledDifferently) {
+  Mount m;
+  ExpectRefused(mount_argv("", m.backing(), m.backing() + "/."), m.backing());
+}
+
+TEST(MountCli, MountPointBesideBackingWithACommonPrefixIsAccepted) {
+  // BACKING=<tmp>/mn and MNT=<tmp>/mnt: a string-prefix check would wrongly refuse this.
+  Mount m;
+  ASSERT_EQ(::mkdir(m.tpath("mn").c_str(), 0755), 0);
+  ASSERT_TRUE(m.start_command({foldfs_binary(), "mount", m.tpath("mn"), m.mnt()}));
+  ASSERT_EQ(write_file(m.path("x"), "y"), Errno(0));
+  EXPECT_EQ(read_file(m.tpath("mn/x")), "y");
+}
+
+TEST(MountCliErrors, NoArgumentsIsAUsageError) {
+  ExpectRefused({foldfs_binary()}, "", 2);
+}
+
+TEST(MountCliErrors, MountWithoutArgumentsIsAUsageError) {
+  ExpectRefused({foldfs_binary(), "mount"}, "", 2);
+}
+
+TEST(MountCliErrors, MountWithoutMountPointIsAUsageError) {
+  Mount m;
+  ExpectRefused({foldfs_binary(), "mount", m.backing()}, "", 2);
+  EXPECT_FALSE(m.mounted());
+}
+
+TEST(MountCliErrors, OptionFlagWithoutValueIsAUsageError) {
+  ExpectRefused({foldfs_binary(), "mount", "-o"}, "", 2);
+}
+
+// ---- mount(8) and /etc/fstab through /sbin/mount.fuse.foldfs ---------------------------------
+
+::testing::AssertionResult HelperInstalled() {
+  if (::access("/sbin/mount.fuse.foldfs", X_OK) == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "/sbin/mount.fuse.foldfs is not installed: run `cmake --install <build dir>` before "
+            "the integration tests";
+}
+
+// casefold=all is in effect at the root of the mount.
+void ExpectCasefoldAll(const Mount& m) {
+  ASSERT_EQ(write_file(m.path("Hello.txt"), "hi"), Errno(0));
+  EXPECT_EQ(read_file(m.path("HELLO.TXT")), "hi");
+  EXPECT_TRUE(SameInode(m.path("hello.txt"), m.path("Hello.txt")));
+  EXPECT_EQ(list_dir(m.path("")), std::vector<std::string>{"Hello.txt"});
+  EXPECT_TRUE(LsattrShowsCasefold(m.path("")));
+}
+
+TEST(MountHelper, MountTypeFuseFoldfs) {
+  ASSERT_TRUE(HelperInstalled());
+  Mount m;
+  ASSERT_TRUE(
+      m.start_command({"mount", "-t", "fuse.foldfs", m.backing(), m.mnt(), "-o", "casefold=all"}));
+  ExpectCasefoldAll(m);
+  EXPECT_EQ(read_file(m.bpath("Hello.txt")), "hi");
+  EXPECT_TRUE(m.unmount(UnmountHow::kUmount));
+}
+
+TEST(MountHelper, FstabLineAndMountMountPoint) {
+  ASSERT_TRUE(HelperInstalled());
+  Mount m;
+  FstabEntry fstab(m.backing() + " " + m.mnt() + " fuse.foldfs casefold=all,noauto 0 0");
+  ASSERT_TRUE(fstab.ok());
+  ASSERT_TRUE(m.start_command({"mount", m.mnt()}));
+  ExpectCasefoldAll(m);
+  EXPECT_TRUE(m.unmount(UnmountHow::kUmount));
+}
+
+}  // namespace
+}  // namespace foldfs::itest

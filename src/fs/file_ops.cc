@@ -63,7 +63,7 @@ int Filesystem::create(const Context& ctx, uint64_t parent, std::string_view nam
   std::string stored(name);
   bool exists = false;
   if (casefold) {
-    err = resolve_locked(*dir, dirfd->get(), name, &stored);
+    err = resolve_locked(dir, dirfd->get(), name, &stored);
     if (err != 0 && err != ENOENT) return err;
     exists = err == 0;
     if (!exists) stored = std::string(name);

@@ -339,7 +339,9 @@ uint64_t Filesystem::key_hash_of(std::string_view name) const {
   return unicode::key_hash(key.view());
 }
 
-int Filesystem::ensure_index_locked(DirState& dir, int dirfd) {
+int Filesystem::ensure_index_locked(DirState& dir, int dirfd, bool* loaded, long* delta) {
+  *loaded = false;
+  *delta = 0;
   struct stat st;
   if (::fstat(dirfd, &st) != 0) return errno;
   if (dir.watched && dir.index.complete()) return 0;  // outside changes arrive as events
@@ -353,18 +355,22 @@ int Filesystem::ensure_index_locked(DirState& dir, int dirfd) {
   std::vector<std::string> names;
   names.reserve(entries.size());
   for (auto& e : entries) names.push_back(std::move(e.name));
+  const long before = static_cast<long>(dir.index.size());
   dir.index.load(names);
+  *delta = static_cast<long>(dir.index.size()) - before;
   dir.index_mtime = st.st_mtim;
   dir.index_ctime = st.st_ctim;
   counters_.index_loads++;
+  *loaded = true;
   return 0;
 }
 
 // Finds the stored name `name` stands for in a casefolded directory: the exact spelling when it
 // exists (checked first: cheapest, and it keeps every entry of a directory with collisions
 // reachable), else the bytewise smallest equivalent. Requires dir.ns_lock (either mode).
-int Filesystem::resolve_locked(Inode& dir, int dirfd, std::string_view name,
-                               std::string* stored) {
+int Filesystem::resolve_locked(const std::shared_ptr<Inode>& dir_ptr, int dirfd,
+                               std::string_view name, std::string* stored) {
+  Inode& dir = *dir_ptr;
   if (watcher_) {
     // Take in every outside change made before this lookup first (the kernel queued its event
     // before that change returned): then a watched directory read once answers every lookup,
@@ -387,24 +393,74 @@ int Filesystem::resolve_locked(Inode& dir, int dirfd, std::string_view name,
     return 0;
   }
   if (errno != ENOENT) return errno;
-  std::lock_guard lock(dir.dir->index_lock);
-  if (int err = ensure_index_locked(*dir.dir, dirfd); err != 0) return err;
-  auto found = dir.dir->index.resolve(name);
+  std::optional<std::string> found;
+  bool loaded = false;
+  long delta = 0;
+  {
+    std::lock_guard lock(dir.dir->index_lock);
+    if (int err = ensure_index_locked(*dir.dir, dirfd, &loaded, &delta); err != 0) return err;
+    found = dir.dir->index.resolve(name);
+  }
+  if (loaded) account_index(&dir_ptr, delta);
   if (!found || *found == exact) return ENOENT;  // an index entry for `exact` is stale
   *stored = std::move(*found);
   counters_.folded_hits++;
   return 0;
 }
 
+// Keeps the names held by all indexes under options_.index_budget: the least recently loaded
+// indexes are dropped (they reload on their next miss). Victims are only try-locked, so this
+// never waits on another directory while a caller holds locks.
+void Filesystem::account_index(const std::shared_ptr<Inode>* loaded_dir, long delta) {
+  std::lock_guard lock(budget_mutex_);
+  indexed_names_ = std::max(0L, indexed_names_ + delta);
+  if (loaded_dir) {
+    loaded_indexes_.remove_if([&](const std::weak_ptr<Inode>& w) {
+      return w.expired() || w.lock() == *loaded_dir;
+    });
+    loaded_indexes_.push_back(*loaded_dir);
+  }
+  const long budget = static_cast<long>(options_.index_budget);
+  for (auto it = loaded_indexes_.begin(); indexed_names_ > budget && it != loaded_indexes_.end();) {
+    auto victim = it->lock();
+    if (loaded_dir && victim == *loaded_dir) {
+      ++it;
+      continue;
+    }
+    if (victim) {
+      std::unique_lock index_lock(victim->dir->index_lock, std::try_to_lock);
+      if (!index_lock.owns_lock()) {
+        ++it;
+        continue;
+      }
+      indexed_names_ = std::max(0L, indexed_names_ - static_cast<long>(victim->dir->index.size()));
+      victim->dir->index.clear();
+      counters_.index_evictions++;
+    }
+    it = loaded_indexes_.erase(it);
+  }
+}
+
 void Filesystem::index_change(Inode& dir, int dirfd, std::string_view added,
                               std::string_view removed) {
   DirState& state = *dir.dir;
-  std::lock_guard lock(state.index_lock);
-  if (!state.index.complete()) return;
-  if (!removed.empty()) state.index.erase(removed);
-  if (!added.empty()) state.index.insert(added);
-  ++state.generation;
-  // The directory's times moved because of this change: take them as the index's new stamp.
+  long delta = 0;
+  {
+    std::lock_guard lock(state.index_lock);
+    if (!state.index.complete()) return;
+    const long before = static_cast<long>(state.index.size());
+    if (!removed.empty()) state.index.erase(removed);
+    if (!added.empty()) state.index.insert(added);
+    delta = static_cast<long>(state.index.size()) - before;
+    ++state.generation;
+    refresh_index_stamp(state, dirfd);
+  }
+  if (delta != 0) account_index(nullptr, delta);
+}
+
+// The directory's times moved because of a change made through the mount: they become the
+// index's new stamp. Requires state.index_lock.
+void Filesystem::refresh_index_stamp(DirState& state, int dirfd) {
   struct stat st;
   if (::fstat(dirfd, &st) == 0) {
     state.index_mtime = st.st_mtim;
@@ -529,7 +585,7 @@ int Filesystem::lookup(const Context& ctx, uint64_t parent, std::string_view nam
   const bool casefold = casefolded(*dir);
   if (int e = check_name(name, casefold); e != 0) return e;
   std::string stored(name);
-  if (casefold) err = resolve_locked(*dir, dirfd->get(), name, &stored);
+  if (casefold) err = resolve_locked(dir, dirfd->get(), name, &stored);
   if (err == 0) err = make_entry(*dir, dirfd->get(), stored, out);
   if (err == ENOENT) {
     counters_.negative_answers++;
@@ -566,6 +622,7 @@ std::string Filesystem::stats_text() const {
   line("invalidations_sent", c.invalidations_sent);
   line("outside_changes", c.outside_changes);
   line("watching", watcher_ ? 1 : 0);
+  line("index_evictions", c.index_evictions);
   line("inodes", inodes_.size());
   line("cached_fds", fds_.size());
   line("fd_evictions", fds_.evictions());

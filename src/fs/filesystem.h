@@ -22,8 +22,10 @@
 //
 // Lock order (each acquired before the ones below it):
 //   1. DirState::ns_lock of directories, by increasing node id when two are needed (rename)
-//   2. DirState::index_lock
-//   3. InodeTable::mutex_, FdCache and KernelDentries mutexes (leaf locks)
+//   2. DirWatcher::read_mutex_ (catch_up(); its callback takes 4)
+//   3. budget_mutex_ (other directories' index_lock only try-locked under it)
+//   4. DirState::index_lock
+//   5. InodeTable::mutex_, FdCache, KernelDentries and devices_mutex_ (leaf locks)
 #pragma once
 
 #include <sys/stat.h>
@@ -33,8 +35,10 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -82,6 +86,7 @@ struct Counters {
   std::atomic<uint64_t> invalidations_sent{0};
   std::atomic<uint64_t> changes_checked{0};  // changes in casefolded dirs
   std::atomic<uint64_t> outside_changes{0};  // reported by the watcher
+  std::atomic<uint64_t> index_evictions{0};
 };
 
 // The counters are readable through the mount as the extended attribute kStatsXattr of the
@@ -200,9 +205,13 @@ class Filesystem {
 
   // Names.
   int check_name(std::string_view name, bool casefold) const;
-  int resolve_locked(Inode& dir, int dirfd, std::string_view name, std::string* stored);
-  int ensure_index_locked(DirState& dir, int dirfd);  // requires dir.index_lock
+  int resolve_locked(const std::shared_ptr<Inode>& dir, int dirfd, std::string_view name,
+                     std::string* stored);
+  // Requires dir.index_lock. *loaded: whether it (re)loaded the index; *delta: the change in
+  // the number of names it holds.
+  int ensure_index_locked(DirState& dir, int dirfd, bool* loaded, long* delta);
   void index_change(Inode& dir, int dirfd, std::string_view added, std::string_view removed);
+  void refresh_index_stamp(DirState& state, int dirfd);
   uint64_t key_hash_of(std::string_view name) const;
   void note_kernel_entry(Inode& dir, std::string_view asked, bool negative);
   void invalidate_if_other_spelling(Inode& dir, std::string_view asked);
@@ -235,6 +244,11 @@ class Filesystem {
   std::unique_ptr<backing::DirWatcher> watcher_;  // null in outside=revalidate mode
   std::atomic<uint64_t> epoch_{0};  // invalidations sent so far
   Counters counters_;
+  // Index budget (lock order: taken with no index_lock held; victims are try-locked).
+  void account_index(const std::shared_ptr<Inode>* loaded_dir, long delta);
+  std::mutex budget_mutex_;
+  std::list<std::weak_ptr<Inode>> loaded_indexes_;  // oldest first. Guarded by budget_mutex_.
+  long indexed_names_ = 0;  // an estimate: exact at loads and evictions. Guarded likewise.
   std::mutex devices_mutex_;
   std::vector<dev_t> foreign_devices_;  // Guarded by devices_mutex_.
 };

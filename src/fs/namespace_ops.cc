@@ -55,7 +55,7 @@ int Filesystem::create_node(const Context& ctx, uint64_t parent, std::string_vie
   const std::string created(name);
   if (casefold) {
     std::string existing;
-    err = resolve_locked(*dir, dirfd->get(), name, &existing);
+    err = resolve_locked(dir, dirfd->get(), name, &existing);
     if (err == 0) return EEXIST;  // an equivalent name exists: ext4 answers EEXIST too
     if (err != ENOENT) return err;
   }
@@ -146,7 +146,7 @@ int Filesystem::remove_node(uint64_t parent, std::string_view name, bool is_dir)
   if (int e = check_name(name, casefold); e != 0) return e;
   std::string stored(name);
   if (casefold) {
-    if (int e = resolve_locked(*dir, dirfd->get(), name, &stored); e != 0) return e;
+    if (int e = resolve_locked(dir, dirfd->get(), name, &stored); e != 0) return e;
   }
   if (::unlinkat(dirfd->get(), stored.c_str(), is_dir ? AT_REMOVEDIR : 0) != 0) return errno;
   if (casefold) {
@@ -187,12 +187,12 @@ int Filesystem::rename(const Context&, uint64_t parent, std::string_view name,
 
   std::string source(name);
   if (from_cf) {
-    if (int e = resolve_locked(*from, from_fd->get(), name, &source); e != 0) return e;
+    if (int e = resolve_locked(from, from_fd->get(), name, &source); e != 0) return e;
   }
   std::string target(newname);
   if (to_cf) {
     std::string existing;
-    err = resolve_locked(*to, to_fd->get(), newname, &existing);
+    err = resolve_locked(to, to_fd->get(), newname, &existing);
     if (err != 0 && err != ENOENT) return err;
     if (err == 0) {
       if (flags & RENAME_NOREPLACE) return EEXIST;

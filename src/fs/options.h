@@ -29,6 +29,9 @@ struct Options {
   double attr_timeout = 1.0;      // attr_timeout=
   double negative_timeout = 1.0;  // negative_timeout=
   size_t fd_cache_capacity = 4096;
+  // Names held by all directory indexes together before the least recently loaded indexes are
+  // dropped (they reload on demand). About 100 bytes + the name each: 4M names ~ 0.5 GiB.
+  size_t index_budget = 4u << 20;
   // Test-only (debug_no_invalidation): keep the timeouts but never invalidate kernel dentries.
   // This is the naive design the coherence tests must catch; never use it for real data.
   bool debug_no_invalidation = false;

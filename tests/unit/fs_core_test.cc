@@ -306,6 +306,26 @@ TEST_F(FsCoreTest, WatchModeSeesOtherProcessesChanges) {
   EXPECT_EQ(create(kRoot, "OUTSIDE"), EEXIST) << "changes check the index too";
 }
 
+TEST_F(FsCoreTest, IndexesStayWithinTheBudget) {
+  Options o;
+  o.casefold = CasefoldMode::kAll;
+  o.outside = OutsideChanges::kRevalidate;
+  o.index_budget = 12;
+  open_fs(o);
+  uint64_t a = 0, b = 0;
+  ASSERT_EQ(mkdir(kRoot, "a", &a), 0);
+  ASSERT_EQ(mkdir(kRoot, "b", &b), 0);
+  for (int i = 0; i < 8; ++i) {
+    ASSERT_EQ(create(a, "Name" + std::to_string(i)), 0);
+    ASSERT_EQ(create(b, "Name" + std::to_string(i)), 0);
+  }
+  EXPECT_EQ(lookup(a, "NAME1"), 0);  // loads a's index
+  EXPECT_EQ(lookup(b, "NAME1"), 0);  // loads b's: over budget, a's goes
+  EXPECT_GE(fs_->counters().index_evictions.load(), 1u);
+  EXPECT_EQ(lookup(a, "NAME7"), 0);  // reloads on demand
+  EXPECT_EQ(lookup(a, "NAME9"), ENOENT);
+}
+
 // --- kernel coherence decisions -------------------------------------------------------------
 
 TEST_F(FsCoreTest, MissThenCreateOfAnotherSpellingInvalidates) {

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fs/dir_lock.h"
@@ -21,17 +22,7 @@ struct OpenFile {
   UniqueFd fd;
 };
 
-struct OpenDir {
-  DIR* stream = nullptr;  // owns its descriptor
-  off_t offset = 0;
-  struct dirent* pending = nullptr;  // read but not yet emitted
-  ~OpenDir() {
-    if (stream) ::closedir(stream);
-  }
-};
-
 OpenFile* as_file(uint64_t fh) { return reinterpret_cast<OpenFile*>(fh); }
-OpenDir* as_dir(uint64_t fh) { return reinterpret_cast<OpenDir*>(fh); }
 uint64_t to_fh(void* p) { return reinterpret_cast<uint64_t>(p); }
 
 constexpr int kCreateOnlyFlags = O_CREAT | O_EXCL | O_NOCTTY;
@@ -51,6 +42,7 @@ int Filesystem::open(const Context&, uint64_t ino, int flags, uint64_t* fh) {
 int Filesystem::create(const Context& ctx, uint64_t parent, std::string_view name, mode_t mode,
                        int flags, EntryOut* out, uint64_t* fh) {
   if (options_.read_only) return EROFS;
+  catch_up_outside_changes();
   std::shared_ptr<Inode> dir;
   if (int err = dir_inode(parent, &dir); err != 0) return err;
   int err = 0;
@@ -87,7 +79,7 @@ int Filesystem::create(const Context& ctx, uint64_t parent, std::string_view nam
     if (int e = give_to_caller(ctx, dirfd->get(), stored, mode, false); e != 0) return e;
     if (casefold) index_change(*dir, dirfd->get(), stored, {});
   }
-  if (casefold) invalidate_if_other_spelling(*dir, name);
+  if (casefold) invalidate_if_other_spelling(*dir, name, exists ? stored : std::string());
   if (int e = make_entry(*dir, dirfd->get(), stored, out); e != 0) return e;
   note_kernel_entry(*dir, name, false);
   *fh = to_fh(new OpenFile{std::move(fd)});
@@ -136,54 +128,99 @@ int Filesystem::copy_file_range(uint64_t fh_in, off_t off_in, uint64_t fh_out, o
   return 0;
 }
 
+// Directories are read without per-open state: each readdir call opens the backing directory,
+// seeks to the kernel's offset (the d_off cookie of the last entry it took) and reads on. That
+// lets the kernel skip OPENDIR/RELEASEDIR round trips altogether (FUSE_CAP_NO_OPENDIR_SUPPORT):
+// Wine's casefold probe (open, FS_IOC_GETFLAGS, close) then costs one round trip, not five.
 int Filesystem::opendir(const Context&, uint64_t ino, uint64_t* fh) {
   std::shared_ptr<Inode> dir;
   if (int err = dir_inode(ino, &dir); err != 0) return err;
-  const int fd = open_inode(dir, O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return -fd;
-  auto* d = new OpenDir;
-  d->stream = ::fdopendir(fd);
-  if (!d->stream) {
-    const int err = errno;
-    ::close(fd);
-    delete d;
-    return err;
-  }
-  *fh = to_fh(d);
+  *fh = 0;
   return 0;
 }
 
-// Lists every backing name, equivalent spellings included: nothing in a directory with
-// collisions is hidden.
-int Filesystem::readdir(uint64_t fh, off_t offset, const DirEmit& emit) {
-  OpenDir* d = as_dir(fh);
-  if (offset != d->offset) {
-    ::seekdir(d->stream, offset);
-    d->pending = nullptr;
-    d->offset = offset;
-  }
+namespace {
+
+struct LinuxDirent64 {
+  uint64_t d_ino;
+  int64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+  char d_name[];
+};
+
+bool is_dot_name(const char* n) {
+  return n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'));
+}
+
+}  // namespace
+
+// Calls visit(fd, name, d_ino, d_type, next_offset) for each entry from `offset` on until it
+// returns false. Lists every backing name, equivalent spellings included: nothing in a
+// directory with collisions is hidden.
+int Filesystem::scan_directory(
+    const std::shared_ptr<Inode>& dir, off_t offset,
+    const std::function<bool(int, const char*, uint64_t, unsigned char, off_t)>& visit) {
+  const int raw = open_inode(dir, O_RDONLY | O_DIRECTORY);
+  if (raw < 0) return -raw;
+  UniqueFd fd(raw);
+  if (offset != 0 && ::lseek(fd.get(), offset, SEEK_SET) < 0) return errno;
+  alignas(8) char buf[32 * 1024];
   for (;;) {
-    if (!d->pending) {
-      errno = 0;
-      d->pending = ::readdir(d->stream);
-      if (!d->pending) return errno;
+    const long n = ::syscall(SYS_getdents64, fd.get(), buf, sizeof(buf));
+    if (n < 0) return errno;
+    if (n == 0) return 0;
+    for (long pos = 0; pos < n;) {
+      auto* d = reinterpret_cast<LinuxDirent64*>(buf + pos);
+      if (!visit(fd.get(), d->d_name, d->d_ino, d->d_type, d->d_off)) return 0;
+      pos += d->d_reclen;
     }
-    const uint64_t ino = d->pending->d_ino;  // the backing number, as getattr reports it
-    const off_t next = d->pending->d_off;
-    if (!emit(d->pending->d_name, ino, DTTOIF(d->pending->d_type), next)) return 0;
-    d->pending = nullptr;
-    d->offset = next;
   }
 }
 
-int Filesystem::releasedir(uint64_t fh) {
-  delete as_dir(fh);
-  return 0;
+int Filesystem::readdir(uint64_t ino, off_t offset, const DirEmit& emit) {
+  catch_up_outside_changes();
+  std::shared_ptr<Inode> dir;
+  if (int err = dir_inode(ino, &dir); err != 0) return err;
+  return scan_directory(dir, offset,
+                        [&](int, const char* name, uint64_t d_ino, unsigned char type, off_t next) {
+                          return emit(name, d_ino, DTTOIF(type), next);
+                        });
 }
 
-int Filesystem::fsyncdir(uint64_t fh, bool datasync) {
-  const int fd = ::dirfd(as_dir(fh)->stream);
-  return (datasync ? ::fdatasync(fd) : ::fsync(fd)) == 0 ? 0 : errno;
+// readdir with each entry's attributes: the kernel caches the entries as dentries, so `ls -l`,
+// `find` and `rm -rf` need no LOOKUP per name. In a casefolded directory the kernel then holds
+// every stored spelling: the directory is marked listed (at the current epoch) so that a change
+// through another spelling invalidates them (invalidate_if_other_spelling()).
+int Filesystem::readdirplus(uint64_t ino, off_t offset, const DirPlusEmit& emit) {
+  catch_up_outside_changes();
+  std::shared_ptr<Inode> dir;
+  if (int err = dir_inode(ino, &dir); err != 0) return err;
+  DirLock lock(*dir->dir, DirLock::kRead);
+  if (casefolded(*dir)) dir->dir->listed_epoch = epoch_.load();
+  return scan_directory(
+      dir, offset, [&](int fd, const char* name, uint64_t d_ino, unsigned char type, off_t next) {
+        EntryOut out;
+        if (is_dot_name(name) || make_entry(*dir, fd, name, &out) != 0) {
+          out = EntryOut();  // no dentry for this one: the kernel looks it up if it needs it
+          out.attr.st_ino = d_ino;
+          out.attr.st_mode = DTTOIF(type);
+        }
+        if (emit(name, out, next)) return true;
+        if (out.ino != 0) forget(out.ino, 1);  // did not fit: the kernel never saw it
+        return false;
+      });
+}
+
+int Filesystem::releasedir(uint64_t) { return 0; }
+
+int Filesystem::fsyncdir(uint64_t ino, bool datasync) {
+  std::shared_ptr<Inode> dir;
+  if (int err = dir_inode(ino, &dir); err != 0) return err;
+  const int raw = open_inode(dir, O_RDONLY | O_DIRECTORY);
+  if (raw < 0) return -raw;
+  UniqueFd fd(raw);
+  return (datasync ? ::fdatasync(fd.get()) : ::fsync(fd.get())) == 0 ? 0 : errno;
 }
 
 }  // namespace foldfs::fs

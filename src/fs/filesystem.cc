@@ -187,20 +187,24 @@ int Filesystem::entry_from_fd(UniqueFd fd, EntryOut* out) {
                                        ? known->backing_ino == st.st_ino
                                        : known->handle == fresh->handle);
   bool changed = false;
+  bool inserted = false;
   std::shared_ptr<Inode> inode;
-  if (same_file) {
-    inode = inodes_.acquire(known, &changed);
-  } else {
-    if (S_ISDIR(st.st_mode)) {
-      // Rules come from the directory itself, however it was reached (lookup, file handle).
-      fresh->dir = std::make_unique<DirState>(rules());
-      bool flag = false;
-      if (int err = backing::read_casefold_flag(fd.get(), &flag); err != 0) return err;
-      fresh->dir->casefold = flag;
-      watch_directory(*fresh, fd.get());
-    }
-    if (fresh->handle.empty()) fresh->pinned_fd = UniqueFd(fd.release());
-    inode = inodes_.acquire(fresh, &changed);
+  if (!same_file && S_ISDIR(st.st_mode)) {
+    // Rules come from the directory itself, however it was reached (lookup, file handle).
+    fresh->dir = std::make_unique<DirState>(rules());
+    bool flag = false;
+    if (int err = backing::read_casefold_flag(fd.get(), &flag); err != 0) return err;
+    fresh->dir->casefold = flag;
+  }
+  {
+    // Entering the table and placing the directory's watch mark are one step with respect to
+    // FORGET, which removes both: an inode brought back by a racing lookup is watched again.
+    std::lock_guard marks(marks_mutex_);
+    inode = inodes_.acquire(same_file ? known : fresh, &changed, &inserted);
+    if (inserted && inode->is_dir()) watch_directory(*inode, fd.get());
+  }
+  if (!same_file && inode.get() == fresh.get() && fresh->handle.empty()) {
+    fresh->pinned_fd = UniqueFd(fd.release());
   }
   if (changed) fds_.erase(fd_cache_key(*inode));
   if (fd.valid() && !inode->pinned_fd.valid() && inode->id != kRootId) {
@@ -223,11 +227,19 @@ int Filesystem::make_entry(Inode& parent, int dirfd, const std::string& stored, 
 }
 
 void Filesystem::forget(uint64_t ino, uint64_t nlookup) {
+  std::lock_guard marks(marks_mutex_);
   auto removed = inodes_.release(ino, nlookup);
   if (!removed) return;
   fds_.erase(fd_cache_key(*removed));
-  if (watcher_ && removed->is_dir() && removed->dir->watched) {
+  if (watcher_ && removed->is_dir()) {
     // The mark pins the backing inode: drop it with the last kernel reference.
+    bool watched = false;
+    {
+      std::lock_guard lock(removed->dir->index_lock);
+      watched = removed->dir->watched;
+      removed->dir->watched = false;
+    }
+    if (!watched) return;
     const int fd = removed->handle.open(mount_fd_.get(), O_PATH | O_NOFOLLOW);
     if (fd >= 0) {
       watcher_->unwatch(fd);
@@ -270,6 +282,9 @@ void Filesystem::watch_directory(Inode& dir, int fd) {
   const bool ok = watcher_->watch(fd) == 0;
   std::lock_guard lock(dir.dir->index_lock);
   dir.dir->watched = ok;
+  // Changes made while the directory was not watched (an inode object brought back after a
+  // FORGET) were never reported: start over from a fresh listing.
+  dir.dir->index.clear();
 }
 
 // Runs on the watcher's thread. The index learns the change, then the kernel forgets every
@@ -375,7 +390,7 @@ int Filesystem::resolve_locked(const std::shared_ptr<Inode>& dir_ptr, int dirfd,
     // Take in every outside change made before this lookup first (the kernel queued its event
     // before that change returned): then a watched directory read once answers every lookup,
     // hits and misses, from its index.
-    watcher_->catch_up();
+    catch_up_outside_changes();
     std::lock_guard lock(dir.dir->index_lock);
     if (dir.dir->watched && dir.dir->index.complete()) {
       auto found = dir.dir->index.resolve(name);
@@ -482,10 +497,14 @@ void Filesystem::note_kernel_entry(Inode& dir, std::string_view asked, bool nega
   dir.dir->kernel.note(epoch_.load(), key_hash_of(asked), asked);
 }
 
-void Filesystem::invalidate_if_other_spelling(Inode& dir, std::string_view asked) {
+void Filesystem::invalidate_if_other_spelling(Inode& dir, std::string_view asked,
+                                              std::string_view stored) {
   if (!casefolded(dir) || !notifier_ || !notifier_->can_invalidate_all()) return;
   counters_.changes_checked++;
-  if (dir.dir->kernel.may_hold_other(epoch_.load(), key_hash_of(asked), asked)) {
+  const uint64_t epoch = epoch_.load();
+  const bool listed_other =
+      dir.dir->listed_epoch.load() == epoch && !stored.empty() && stored != asked;
+  if (listed_other || dir.dir->kernel.may_hold_other(epoch, key_hash_of(asked), asked)) {
     invalidate_kernel_dentries();
   }
 }
@@ -553,6 +572,7 @@ int Filesystem::reconnect(uint64_t id, EntryOut* out) {
 int Filesystem::lookup(const Context& ctx, uint64_t parent, std::string_view name,
                        EntryOut* out) {
   counters_.lookups++;
+  catch_up_outside_changes();
   // "." and ".." arrive only when the kernel reconnects an inode reached by file handle.
   if (name == ".") {
     std::shared_ptr<Inode> self = inode(parent);

@@ -22,7 +22,7 @@
 //
 // Lock order (each acquired before the ones below it):
 //   1. DirState::ns_lock of directories, by increasing node id when two are needed (rename)
-//   2. DirWatcher::read_mutex_ (catch_up(); its callback takes 4)
+//   2. DirWatcher::read_mutex_ (catch_up(); its callback takes 4), or marks_mutex_
 //   3. budget_mutex_ (other directories' index_lock only try-locked under it)
 //   4. DirState::index_lock
 //   5. InodeTable::mutex_, FdCache, KernelDentries and devices_mutex_ (leaf locks)
@@ -156,15 +156,20 @@ class Filesystem {
   int copy_file_range(uint64_t fh_in, off_t off_in, uint64_t fh_out, off_t off_out, size_t len,
                       int flags, size_t* copied);
 
-  // Directories.
+  // Directories. Reading keeps no per-open state (see file_ops.cc): opendir and releasedir do
+  // nothing but check, and readdir takes the directory's node id.
   int opendir(const Context& ctx, uint64_t ino, uint64_t* fh);
   // Calls `emit(name, ino, type, next_offset)` for entries from `offset` on until it returns
   // false (buffer full) or the directory ends.
   using DirEmit = std::function<bool(std::string_view name, uint64_t ino, mode_t type,
                                      off_t next_offset)>;
-  int readdir(uint64_t fh, off_t offset, const DirEmit& emit);
+  int readdir(uint64_t ino, off_t offset, const DirEmit& emit);
+  // Same with each entry's attributes; an entry with ino != 0 counts as one lookup.
+  using DirPlusEmit =
+      std::function<bool(std::string_view name, const EntryOut& entry, off_t next_offset)>;
+  int readdirplus(uint64_t ino, off_t offset, const DirPlusEmit& emit);
   int releasedir(uint64_t fh);
-  int fsyncdir(uint64_t fh, bool datasync);
+  int fsyncdir(uint64_t ino, bool datasync);
 
   // Inode flags (FS_IOC_GETFLAGS / FS_IOC_SETFLAGS) and fsxattr (FS_IOC_FSGETXATTR/FSSETXATTR).
   int get_flags(uint64_t ino, uint32_t* flags);
@@ -200,6 +205,11 @@ class Filesystem {
   void start_watching(const std::string& backing);
   void watch_directory(Inode& dir, int fd);
   void on_outside_change(const backing::DirWatcher::Event& event);
+  // Applies every outside change queued so far. Called first by each request that reaches the
+  // daemon, so that its reply (and the kernel caches it fills) reflects them.
+  void catch_up_outside_changes() {
+    if (watcher_) watcher_->catch_up();
+  }
   bool within_backing(int fd, bool is_dir);
   static uint64_t fd_cache_key(const Inode& inode);
 
@@ -214,7 +224,9 @@ class Filesystem {
   void refresh_index_stamp(DirState& state, int dirfd);
   uint64_t key_hash_of(std::string_view name) const;
   void note_kernel_entry(Inode& dir, std::string_view asked, bool negative);
-  void invalidate_if_other_spelling(Inode& dir, std::string_view asked);
+  // `stored`: the name the operation found in the directory for `asked` (empty if none).
+  void invalidate_if_other_spelling(Inode& dir, std::string_view asked,
+                                    std::string_view stored = {});
   void invalidate_kernel_dentries();
   double entry_timeout_for(const Inode& dir, bool negative) const;
 
@@ -224,6 +236,9 @@ class Filesystem {
   int create_node(const Context& ctx, uint64_t parent, std::string_view name,
                   const NodeSpec& spec, EntryOut* out);
   int remove_node(uint64_t parent, std::string_view name, bool dir);
+  int scan_directory(
+      const std::shared_ptr<Inode>& dir, off_t offset,
+      const std::function<bool(int, const char*, uint64_t, unsigned char, off_t)>& visit);
 
   Options options_;
   backing::UniqueFd root_fd_;   // O_PATH of the backing root
@@ -249,6 +264,7 @@ class Filesystem {
   std::mutex budget_mutex_;
   std::list<std::weak_ptr<Inode>> loaded_indexes_;  // oldest first. Guarded by budget_mutex_.
   long indexed_names_ = 0;  // an estimate: exact at loads and evictions. Guarded likewise.
+  std::mutex marks_mutex_;  // orders table entry + watch mark against FORGET (see forget())
   std::mutex devices_mutex_;
   std::vector<dev_t> foreign_devices_;  // Guarded by devices_mutex_.
 };

@@ -8,16 +8,19 @@ std::shared_ptr<Inode> InodeTable::get(uint64_t id) const {
   return it == by_id_.end() ? nullptr : it->second;
 }
 
-std::shared_ptr<Inode> InodeTable::acquire(std::shared_ptr<Inode> fresh, bool* identity_changed) {
+std::shared_ptr<Inode> InodeTable::acquire(std::shared_ptr<Inode> fresh, bool* identity_changed,
+                                           bool* was_inserted) {
   std::lock_guard lock(mutex_);
   *identity_changed = false;
   auto [it, inserted] = by_id_.try_emplace(fresh->id, fresh);
+  *was_inserted = inserted;
   if (!inserted && !fresh->handle.empty() && !(it->second->handle == fresh->handle)) {
     // The inode number now names another file. The kernel will see a new generation for the
     // node id and retire its old inode; lookups it still holds carry over to the new one.
     fresh->nlookup = it->second->nlookup;
     it->second = fresh;
     *identity_changed = true;
+    *was_inserted = true;
   }
   ++it->second->nlookup;
   return it->second;

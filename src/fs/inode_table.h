@@ -45,6 +45,8 @@ struct DirState {
   bool watched = false;
 
   names::KernelDentries kernel;  // dentries the kernel may hold, per key
+  // The epoch at which readdirplus last gave the kernel every stored name (~0: never).
+  std::atomic<uint64_t> listed_epoch{~0ull};
 };
 
 struct Inode {
@@ -67,9 +69,11 @@ class InodeTable {
 
   // Finds the inode `id` or inserts `fresh` under it, then adds one lookup. When an inode with
   // that id exists but names another file (a different handle: the inode number was reused),
-  // `fresh` replaces it. Returns the inode in the table and whether its
-  // identity changed (the caller drops cached descriptors).
-  std::shared_ptr<Inode> acquire(std::shared_ptr<Inode> fresh, bool* identity_changed);
+  // `fresh` replaces it. Returns the inode in the table, whether its identity changed (the
+  // caller drops cached descriptors) and whether it was not in the table before (new, or an
+  // inode object brought back after a concurrent FORGET removed it).
+  std::shared_ptr<Inode> acquire(std::shared_ptr<Inode> fresh, bool* identity_changed,
+                                 bool* inserted);
 
   // Drops `n` lookups; removes the inode when none remain and returns it then (else nullptr).
   std::shared_ptr<Inode> release(uint64_t id, uint64_t n);

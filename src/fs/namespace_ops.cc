@@ -43,6 +43,7 @@ int Filesystem::give_to_caller(const Context& ctx, int dirfd, const std::string&
 int Filesystem::create_node(const Context& ctx, uint64_t parent, std::string_view name,
                             const NodeSpec& spec, EntryOut* out) {
   if (options_.read_only) return EROFS;
+  catch_up_outside_changes();
   std::shared_ptr<Inode> dir;
   if (int err = dir_inode(parent, &dir); err != 0) return err;
   int err = 0;
@@ -135,6 +136,7 @@ int Filesystem::link(const Context& ctx, uint64_t ino, uint64_t newparent,
 
 int Filesystem::remove_node(uint64_t parent, std::string_view name, bool is_dir) {
   if (options_.read_only) return EROFS;
+  catch_up_outside_changes();
   std::shared_ptr<Inode> dir;
   if (int err = dir_inode(parent, &dir); err != 0) return err;
   int err = 0;
@@ -151,7 +153,7 @@ int Filesystem::remove_node(uint64_t parent, std::string_view name, bool is_dir)
   if (::unlinkat(dirfd->get(), stored.c_str(), is_dir ? AT_REMOVEDIR : 0) != 0) return errno;
   if (casefold) {
     index_change(*dir, dirfd->get(), {}, stored);
-    invalidate_if_other_spelling(*dir, name);
+    invalidate_if_other_spelling(*dir, name, stored);
     note_kernel_entry(*dir, name, true);  // the kernel keeps `name` as a negative dentry
   }
   return 0;
@@ -170,6 +172,7 @@ int Filesystem::rename(const Context&, uint64_t parent, std::string_view name,
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return EINVAL;
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return EINVAL;
   if (options_.read_only) return EROFS;
+  catch_up_outside_changes();
   std::shared_ptr<Inode> from, to;
   if (int err = dir_inode(parent, &from); err != 0) return err;
   if (int err = dir_inode(newparent, &to); err != 0) return err;
@@ -198,8 +201,8 @@ int Filesystem::rename(const Context&, uint64_t parent, std::string_view name,
       if (flags & RENAME_NOREPLACE) return EEXIST;
       // Two spellings of one entry: the same file, so nothing to do (as on ext4).
       if (from.get() == to.get() && existing == source) {
-        invalidate_if_other_spelling(*from, name);
-        invalidate_if_other_spelling(*to, newname);
+        invalidate_if_other_spelling(*from, name, source);
+        invalidate_if_other_spelling(*to, newname, existing);
         return 0;
       }
       target = std::move(existing);  // replacing keeps the existing entry's spelling
@@ -212,8 +215,8 @@ int Filesystem::rename(const Context&, uint64_t parent, std::string_view name,
     if (from_cf) index_change(*from, from_fd->get(), {}, source);
     if (to_cf) index_change(*to, to_fd->get(), target, {});
   }
-  if (from_cf) invalidate_if_other_spelling(*from, name);
-  if (to_cf) invalidate_if_other_spelling(*to, newname);
+  if (from_cf) invalidate_if_other_spelling(*from, name, source);
+  if (to_cf) invalidate_if_other_spelling(*to, newname, target);
   if (to_cf) note_kernel_entry(*to, newname, false);
   if (from_cf && (flags & RENAME_EXCHANGE)) note_kernel_entry(*from, name, false);
   return 0;

@@ -20,6 +20,7 @@ namespace {
 struct State {
   fs::Filesystem* fs;
   EpochNotifier* notifier;
+  bool no_opendir = false;  // the kernel skips OPENDIR/RELEASEDIR once opendir says ENOSYS
 };
 
 State* state(fuse_req_t req) { return static_cast<State*>(fuse_req_userdata(req)); }
@@ -87,7 +88,11 @@ void op_init(void* userdata, struct fuse_conn_info* conn) {
   want(FUSE_CAP_SPLICE_WRITE);
   want(FUSE_CAP_SPLICE_MOVE);
   want(FUSE_CAP_PARALLEL_DIROPS);
-  conn->want &= ~FUSE_CAP_READDIRPLUS;
+  want(FUSE_CAP_READDIRPLUS);
+  want(FUSE_CAP_READDIRPLUS_AUTO);
+  want(FUSE_CAP_AUTO_INVAL_DATA);  // drop cached pages when the file changed (mtime, size)
+  want(FUSE_CAP_NO_OPENDIR_SUPPORT);
+  s->no_opendir = conn->want & FUSE_CAP_NO_OPENDIR_SUPPORT;
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   // Locks stay local to this mount: the kernel's own lock manager serves flock and fcntl.
   conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
@@ -242,6 +247,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
       return;
     }
     fi->fh = fh;
+    // Keep the page cache across opens: AUTO_INVAL_DATA drops it when the file changed.
+    fi->keep_cache = fsys(req).options().attr_timeout > 0;
     if (fuse_reply_open(req, fi) != 0) fsys(req).release(fh);  // interrupted: don't leak
   });
 }
@@ -328,6 +335,10 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in, struct fuse_fi
 // --- directories -----------------------------------------------------------------------------
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  if (state(req)->no_opendir) {
+    fuse_reply_err(req, ENOSYS);  // zero-message opendir from now on
+    return;
+  }
   guarded(req, [&] {
     uint64_t fh = 0;
     const int err = fsys(req).opendir(context(req), ino, &fh);
@@ -340,17 +351,16 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
   });
 }
 
-void op_readdir(fuse_req_t req, fuse_ino_t, size_t size, off_t offset,
-                struct fuse_file_info* fi) {
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+                struct fuse_file_info*) {
   guarded(req, [&] {
     std::vector<char> buf(size);
     size_t used = 0;
     const int err = fsys(req).readdir(
-        fi->fh, offset,
-        [&](std::string_view name, uint64_t ino, mode_t type, off_t next) {
+        ino, offset, [&](std::string_view name, uint64_t d_ino, mode_t type, off_t next) {
           struct stat st;
           memset(&st, 0, sizeof(st));
-          st.st_ino = ino;
+          st.st_ino = d_ino;
           st.st_mode = type;
           const std::string n(name);
           const size_t need = fuse_add_direntry(req, buf.data() + used, size - used, n.c_str(),
@@ -364,12 +374,38 @@ void op_readdir(fuse_req_t req, fuse_ino_t, size_t size, off_t offset,
   });
 }
 
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+                    struct fuse_file_info*) {
+  guarded(req, [&] {
+    std::vector<char> buf(size);
+    size_t used = 0;
+    const int err = fsys(req).readdirplus(
+        ino, offset, [&](std::string_view name, const fs::EntryOut& out, off_t next) {
+          struct fuse_entry_param e;
+          memset(&e, 0, sizeof(e));
+          e.ino = out.ino;
+          e.generation = out.generation;
+          e.attr = out.attr;
+          e.attr_timeout = out.attr_timeout;
+          e.entry_timeout = out.entry_timeout;
+          const std::string n(name);
+          const size_t need = fuse_add_direntry_plus(req, buf.data() + used, size - used,
+                                                     n.c_str(), &e, next);
+          if (need > size - used) return false;
+          used += need;
+          return true;
+        });
+    if (err != 0 && used == 0) fuse_reply_err(req, err);
+    else fuse_reply_buf(req, buf.data(), used);
+  });
+}
+
 void op_releasedir(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
   fuse_reply_err(req, fsys(req).releasedir(fi->fh));
 }
 
-void op_fsyncdir(fuse_req_t req, fuse_ino_t, int datasync, struct fuse_file_info* fi) {
-  fuse_reply_err(req, fsys(req).fsyncdir(fi->fh, datasync != 0));
+void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info*) {
+  fuse_reply_err(req, fsys(req).fsyncdir(ino, datasync != 0));
 }
 
 // --- ioctl: inode flags (chattr, lsattr, Wine's casefold probe) ------------------------------
@@ -444,6 +480,7 @@ struct fuse_lowlevel_ops make_ops() {
   ops.fsync = op_fsync;
   ops.opendir = op_opendir;
   ops.readdir = op_readdir;
+  ops.readdirplus = op_readdirplus;
   ops.releasedir = op_releasedir;
   ops.fsyncdir = op_fsyncdir;
   ops.statfs = op_statfs;

@@ -164,6 +164,28 @@ TEST(CacheCoherence, ExchangeAndHardLinks) {
   }
 }
 
+// Listing a directory (readdirplus) hands the kernel a dentry for every stored name: changes
+// through other spellings must still be seen.
+TEST(CacheCoherence, ListingThenChangesThroughOtherSpellings) {
+  Mount m;
+  ASSERT_TRUE(m.start(kCachingOptions));
+  ASSERT_EQ(errno_of(::mkdir(m.path("d").c_str(), 0755)), Errno(0));
+  for (int i = 0; i < 300; ++i) {
+    // Made in the backing tree by another process: the kernel learns the names from the listing.
+    RunResult r = run({"touch", m.bpath("d/foo"), m.bpath("d/Bar")});
+    ASSERT_TRUE(r.ok()) << r;
+    RunResult ls = run({"ls", "-l", m.path("d")});  // readdirplus, then stat of each entry
+    ASSERT_TRUE(ls.ok()) << ls;
+    ASSERT_TRUE(exists(m.path("d/foo"))) << "round " << i;
+    ASSERT_EQ(errno_of(::unlink(m.path("d/FOO").c_str())), Errno(0)) << "round " << i;
+    ASSERT_FALSE(exists(m.path("d/foo"))) << "round " << i;
+    ASSERT_EQ(errno_of(::rename(m.path("d/BAR").c_str(), m.path("d/baz").c_str())), Errno(0));
+    ASSERT_FALSE(exists(m.path("d/Bar"))) << "round " << i;
+    ASSERT_TRUE(exists(m.path("d/BAZ"))) << "round " << i;
+    ASSERT_EQ(errno_of(::unlink(m.path("d/baz").c_str())), Errno(0));
+  }
+}
+
 TEST(CacheCoherence, WhileOtherProcessesProbeEverySpelling) {
   Mount m;
   ASSERT_TRUE(m.start(kCachingOptions));

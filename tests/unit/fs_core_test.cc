@@ -89,7 +89,7 @@ class FsCoreTest : public ::testing::Test {
     uint64_t fh = 0;
     EXPECT_EQ(fs_->opendir(ctx_, dir, &fh), 0);
     std::vector<std::string> names;
-    fs_->readdir(fh, 0, [&](std::string_view n, uint64_t, mode_t, off_t) {
+    fs_->readdir(dir, 0, [&](std::string_view n, uint64_t, mode_t, off_t) {
       if (n != "." && n != "..") names.emplace_back(n);
       return true;
     });
@@ -324,6 +324,47 @@ TEST_F(FsCoreTest, IndexesStayWithinTheBudget) {
   EXPECT_GE(fs_->counters().index_evictions.load(), 1u);
   EXPECT_EQ(lookup(a, "NAME7"), 0);  // reloads on demand
   EXPECT_EQ(lookup(a, "NAME9"), ENOENT);
+}
+
+TEST_F(FsCoreTest, ReaddirResumesAtTheKernelsOffset) {
+  open_all();
+  for (int i = 0; i < 300; ++i) ASSERT_EQ(create(kRoot, "F" + std::to_string(i)), 0);
+  std::vector<std::string> seen;
+  off_t offset = 0;
+  for (int calls = 0; calls < 1000; ++calls) {
+    int taken = 0;
+    off_t next_offset = offset;
+    ASSERT_EQ(fs_->readdir(kRoot, offset, [&](std::string_view n, uint64_t, mode_t, off_t next) {
+      if (taken == 7) return false;  // a small buffer: 7 entries per call
+      ++taken;
+      if (n != "." && n != "..") seen.emplace_back(n);
+      next_offset = next;
+      return true;
+    }), 0);
+    if (taken == 0) break;
+    offset = next_offset;
+  }
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen.size(), 300u);
+  EXPECT_EQ(std::unique(seen.begin(), seen.end()), seen.end());
+}
+
+TEST_F(FsCoreTest, ReaddirplusCountsLookupsAndMarksTheListing) {
+  backing_touch("foo");  // not created through the core: only the listing tells the kernel
+  open_all();
+  int entries = 0;
+  ASSERT_EQ(fs_->readdirplus(kRoot, 0, [&](std::string_view n, const EntryOut& e, off_t) {
+    if (n == "foo") {
+      EXPECT_NE(e.ino, 0u);
+      ++entries;
+    }
+    return true;
+  }), 0);
+  EXPECT_EQ(entries, 1);
+  // The kernel now holds "foo": unlinking it as "FOO" must invalidate.
+  const int before = notifier_.count;
+  ASSERT_EQ(fs_->unlink(ctx_, kRoot, "FOO"), 0);
+  EXPECT_GT(notifier_.count, before);
 }
 
 // --- kernel coherence decisions -------------------------------------------------------------

@@ -27,20 +27,28 @@ bool is_dot_or_dotdot(const char* name) {
 
 }  // namespace
 
-int read_directory(int dirfd, std::vector<DirEntry>* out) {
-  UniqueFd fd(::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd.valid()) return errno;
-  alignas(8) char buf[64 * 1024];
+int scan_directory(int fd, off_t offset, const DirVisitor& visit) {
+  if (offset != 0 && ::lseek(fd, offset, SEEK_SET) < 0) return errno;
+  alignas(8) char buf[32 * 1024];
   for (;;) {
-    const long n = ::syscall(SYS_getdents64, fd.get(), buf, sizeof(buf));
+    const long n = ::syscall(SYS_getdents64, fd, buf, sizeof(buf));
     if (n < 0) return errno;
     if (n == 0) return 0;
     for (long pos = 0; pos < n;) {
       auto* d = reinterpret_cast<LinuxDirent64*>(buf + pos);
-      if (!is_dot_or_dotdot(d->d_name)) out->push_back({d->d_name, d->d_ino, d->d_type});
+      if (!visit(d->d_name, d->d_ino, d->d_type, d->d_off)) return 0;
       pos += d->d_reclen;
     }
   }
+}
+
+int read_directory(int dirfd, std::vector<DirEntry>* out) {
+  UniqueFd fd(::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd.valid()) return errno;
+  return scan_directory(fd.get(), 0, [out](const char* name, uint64_t ino, unsigned char type, off_t) {
+    if (!is_dot_or_dotdot(name)) out->push_back({name, ino, type});
+    return true;
+  });
 }
 
 }  // namespace foldfs::backing

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -18,5 +19,12 @@ struct DirEntry {
 // Lists `dirfd` (any descriptor of a directory, O_PATH is fine), without "." and "..".
 // Returns 0 or an errno.
 int read_directory(int dirfd, std::vector<DirEntry>* out);
+
+// Reads the directory open for reading as `fd` from the position `offset` (0, or the d_off
+// cookie of an entry already read), calling visit(name, d_ino, d_type, next_offset) for each
+// entry, "." and ".." included, until it returns false or the directory ends. 0 or an errno.
+using DirVisitor =
+    std::function<bool(const char* name, uint64_t ino, unsigned char type, off_t next)>;
+int scan_directory(int fd, off_t offset, const DirVisitor& visit);
 
 }  // namespace foldfs::backing

@@ -31,11 +31,9 @@ bool unsupported(int err) { return err == ENOTTY || err == EOPNOTSUPP || err == 
 }  // namespace
 
 int Filesystem::getattr(uint64_t ino, struct stat* out) {
-  auto node = inode(ino);
-  if (!node) return ESTALE;
-  int err = 0;
-  SharedFd fd = path_fd(node, &err);
-  if (!fd) return err;
+  std::shared_ptr<Inode> node;
+  SharedFd fd;
+  if (int err = inode_and_fd(ino, &node, &fd); err != 0) return err;
   // st_ino stays the backing inode number: users see real numbers, and the kernel's
   // export code matches a reconnected directory against readdir's d_ino by it.
   return ::fstat(fd->get(), out) == 0 ? 0 : errno;
@@ -44,11 +42,9 @@ int Filesystem::getattr(uint64_t ino, struct stat* out) {
 int Filesystem::setattr(const Context&, uint64_t ino, const struct stat& attr, int to_set,
                         const uint64_t* fh, struct stat* out) {
   if (options_.read_only) return EROFS;
-  auto node = inode(ino);
-  if (!node) return ESTALE;
-  int err = 0;
-  SharedFd pfd = path_fd(node, &err);
-  if (!pfd) return err;
+  std::shared_ptr<Inode> node;
+  SharedFd pfd;
+  if (int err = inode_and_fd(ino, &node, &pfd); err != 0) return err;
   const int open_fd = fh ? file_fd(*fh) : -1;
   const ProcPath path(pfd->get());
   const bool is_symlink = S_ISLNK(node->type);
@@ -144,11 +140,9 @@ int Filesystem::setxattr(uint64_t ino, std::string_view name, std::string_view v
                          int flags) {
   if (backing::is_reserved_xattr(name)) return EPERM;
   if (options_.read_only) return EROFS;
-  auto node = inode(ino);
-  if (!node) return ESTALE;
-  int err = 0;
-  SharedFd fd = path_fd(node, &err);
-  if (!fd) return err;
+  std::shared_ptr<Inode> node;
+  SharedFd fd;
+  if (int err = inode_and_fd(ino, &node, &fd); err != 0) return err;
   const std::string n(name);
   if (::setxattr(ProcPath(fd->get()).c_str(), n.c_str(), value.data(), value.size(), flags) != 0) {
     return errno;
@@ -167,11 +161,9 @@ int Filesystem::getxattr(uint64_t ino, std::string_view name, size_t size, std::
     return 0;
   }
   if (backing::is_reserved_xattr(name)) return ENODATA;
-  auto node = inode(ino);
-  if (!node) return ESTALE;
-  int err = 0;
-  SharedFd fd = path_fd(node, &err);
-  if (!fd) return err;
+  std::shared_ptr<Inode> node;
+  SharedFd fd;
+  if (int err = inode_and_fd(ino, &node, &fd); err != 0) return err;
   const std::string n(name);
   const ProcPath path(fd->get());
   value->resize(size);
@@ -183,11 +175,9 @@ int Filesystem::getxattr(uint64_t ino, std::string_view name, size_t size, std::
 }
 
 int Filesystem::listxattr(uint64_t ino, size_t size, std::string* list, size_t* needed) {
-  auto node = inode(ino);
-  if (!node) return ESTALE;
-  int err = 0;
-  SharedFd fd = path_fd(node, &err);
-  if (!fd) return err;
+  std::shared_ptr<Inode> node;
+  SharedFd fd;
+  if (int err = inode_and_fd(ino, &node, &fd); err != 0) return err;
   const ProcPath path(fd->get());
   std::string raw;
   for (;;) {
@@ -221,11 +211,9 @@ int Filesystem::listxattr(uint64_t ino, size_t size, std::string* list, size_t* 
 int Filesystem::removexattr(uint64_t ino, std::string_view name) {
   if (backing::is_reserved_xattr(name)) return EPERM;
   if (options_.read_only) return EROFS;
-  auto node = inode(ino);
-  if (!node) return ESTALE;
-  int err = 0;
-  SharedFd fd = path_fd(node, &err);
-  if (!fd) return err;
+  std::shared_ptr<Inode> node;
+  SharedFd fd;
+  if (int err = inode_and_fd(ino, &node, &fd); err != 0) return err;
   const std::string n(name);
   return ::removexattr(ProcPath(fd->get()).c_str(), n.c_str()) == 0 ? 0 : errno;
 }

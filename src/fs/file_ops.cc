@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "backing/dir_reader.h"
 #include "fs/dir_lock.h"
 #include "fs/filesystem.h"
 
@@ -41,13 +42,10 @@ int Filesystem::open(const Context&, uint64_t ino, int flags, uint64_t* fh) {
 
 int Filesystem::create(const Context& ctx, uint64_t parent, std::string_view name, mode_t mode,
                        int flags, EntryOut* out, uint64_t* fh) {
-  if (options_.read_only) return EROFS;
-  catch_up_outside_changes();
   std::shared_ptr<Inode> dir;
-  if (int err = dir_inode(parent, &dir); err != 0) return err;
-  int err = 0;
-  SharedFd dirfd = path_fd(dir, &err);
-  if (!dirfd) return err;
+  SharedFd dirfd;
+  int err = begin_change(parent, &dir, &dirfd);
+  if (err != 0) return err;
 
   DirLock lock(*dir->dir, DirLock::kWrite);
   const bool casefold = casefolded(*dir);
@@ -141,14 +139,6 @@ int Filesystem::opendir(const Context&, uint64_t ino, uint64_t* fh) {
 
 namespace {
 
-struct LinuxDirent64 {
-  uint64_t d_ino;
-  int64_t d_off;
-  unsigned short d_reclen;
-  unsigned char d_type;
-  char d_name[];
-};
-
 bool is_dot_name(const char* n) {
   return n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'));
 }
@@ -164,18 +154,10 @@ int Filesystem::scan_directory(
   const int raw = open_inode(dir, O_RDONLY | O_DIRECTORY);
   if (raw < 0) return -raw;
   UniqueFd fd(raw);
-  if (offset != 0 && ::lseek(fd.get(), offset, SEEK_SET) < 0) return errno;
-  alignas(8) char buf[32 * 1024];
-  for (;;) {
-    const long n = ::syscall(SYS_getdents64, fd.get(), buf, sizeof(buf));
-    if (n < 0) return errno;
-    if (n == 0) return 0;
-    for (long pos = 0; pos < n;) {
-      auto* d = reinterpret_cast<LinuxDirent64*>(buf + pos);
-      if (!visit(fd.get(), d->d_name, d->d_ino, d->d_type, d->d_off)) return 0;
-      pos += d->d_reclen;
-    }
-  }
+  return backing::scan_directory(
+      fd.get(), offset, [&](const char* name, uint64_t ino, unsigned char type, off_t next) {
+        return visit(fd.get(), name, ino, type, next);
+      });
 }
 
 int Filesystem::readdir(uint64_t ino, off_t offset, const DirEmit& emit) {

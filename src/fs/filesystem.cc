@@ -112,6 +112,23 @@ int Filesystem::dir_inode(uint64_t ino, std::shared_ptr<Inode>* out) const {
   return (*out)->is_dir() ? 0 : ENOTDIR;
 }
 
+int Filesystem::inode_and_fd(uint64_t ino, std::shared_ptr<Inode>* node, SharedFd* fd) {
+  *node = inodes_.get(ino);
+  if (!*node) return ESTALE;
+  int err = 0;
+  *fd = path_fd(*node, &err);
+  return *fd ? 0 : err;
+}
+
+int Filesystem::begin_change(uint64_t parent, std::shared_ptr<Inode>* dir, SharedFd* dirfd) {
+  if (options_.read_only) return EROFS;
+  catch_up_outside_changes();
+  if (int err = dir_inode(parent, dir); err != 0) return err;
+  int err = 0;
+  *dirfd = path_fd(*dir, &err);
+  return *dirfd ? 0 : err;
+}
+
 uint64_t Filesystem::fd_cache_key(const Inode& inode) {
   // The generation tells apart two files that held the same inode number in turn.
   return inode.id ^ (inode.generation * 0x9e3779b97f4a7c15ull);

@@ -194,6 +194,11 @@ class Filesystem {
   // Inode plumbing.
   std::shared_ptr<Inode> inode(uint64_t ino) const;
   int dir_inode(uint64_t ino, std::shared_ptr<Inode>* out) const;
+  // The inode `ino` and a descriptor for it. 0 or an errno.
+  int inode_and_fd(uint64_t ino, std::shared_ptr<Inode>* node, backing::SharedFd* fd);
+  // The start of every change of a directory's names: refused on a read-only mount, outside
+  // changes taken in, the directory `parent` and a descriptor for it. 0 or an errno.
+  int begin_change(uint64_t parent, std::shared_ptr<Inode>* dir, backing::SharedFd* dirfd);
   backing::SharedFd path_fd(const std::shared_ptr<Inode>& inode, int* error);
   int open_inode(const std::shared_ptr<Inode>& inode, int flags);  // fd, or -errno
   int make_entry(Inode& parent, int dirfd, const std::string& stored, EntryOut* out);

@@ -42,13 +42,10 @@ int Filesystem::give_to_caller(const Context& ctx, int dirfd, const std::string&
 
 int Filesystem::create_node(const Context& ctx, uint64_t parent, std::string_view name,
                             const NodeSpec& spec, EntryOut* out) {
-  if (options_.read_only) return EROFS;
-  catch_up_outside_changes();
   std::shared_ptr<Inode> dir;
-  if (int err = dir_inode(parent, &dir); err != 0) return err;
-  int err = 0;
-  SharedFd dirfd = path_fd(dir, &err);
-  if (!dirfd) return err;
+  SharedFd dirfd;
+  int err = begin_change(parent, &dir, &dirfd);
+  if (err != 0) return err;
 
   DirLock lock(*dir->dir, DirLock::kWrite);
   const bool casefold = casefolded(*dir);
@@ -135,13 +132,10 @@ int Filesystem::link(const Context& ctx, uint64_t ino, uint64_t newparent,
 }
 
 int Filesystem::remove_node(uint64_t parent, std::string_view name, bool is_dir) {
-  if (options_.read_only) return EROFS;
-  catch_up_outside_changes();
   std::shared_ptr<Inode> dir;
-  if (int err = dir_inode(parent, &dir); err != 0) return err;
-  int err = 0;
-  SharedFd dirfd = path_fd(dir, &err);
-  if (!dirfd) return err;
+  SharedFd dirfd;
+  int err = begin_change(parent, &dir, &dirfd);
+  if (err != 0) return err;
 
   DirLock lock(*dir->dir, DirLock::kWrite);
   const bool casefold = casefolded(*dir);

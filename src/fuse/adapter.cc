@@ -42,6 +42,17 @@ void guarded(fuse_req_t req, F&& body) {
   }
 }
 
+struct fuse_entry_param to_entry_param(const fs::EntryOut& out) {
+  struct fuse_entry_param e;
+  memset(&e, 0, sizeof(e));
+  e.ino = out.ino;
+  e.generation = out.generation;
+  e.attr = out.attr;
+  e.attr_timeout = out.attr_timeout;
+  e.entry_timeout = out.entry_timeout;
+  return e;
+}
+
 void reply_entry(fuse_req_t req, int err, const fs::EntryOut& out) {
   if (err == ENOENT && out.entry_timeout > 0) {
     // A negative entry the kernel may cache: it is invalidated exactly when needed.
@@ -56,13 +67,7 @@ void reply_entry(fuse_req_t req, int err, const fs::EntryOut& out) {
     fuse_reply_err(req, err);
     return;
   }
-  struct fuse_entry_param e;
-  memset(&e, 0, sizeof(e));
-  e.ino = out.ino;
-  e.generation = out.generation;
-  e.attr = out.attr;
-  e.attr_timeout = out.attr_timeout;
-  e.entry_timeout = out.entry_timeout;
+  const struct fuse_entry_param e = to_entry_param(out);
   fuse_reply_entry(req, &e);
 }
 
@@ -264,13 +269,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
       return;
     }
     fi->fh = fh;
-    struct fuse_entry_param e;
-    memset(&e, 0, sizeof(e));
-    e.ino = out.ino;
-    e.generation = out.generation;
-    e.attr = out.attr;
-    e.attr_timeout = out.attr_timeout;
-    e.entry_timeout = out.entry_timeout;
+    const struct fuse_entry_param e = to_entry_param(out);
     if (fuse_reply_create(req, &e, fi) != 0) fsys(req).release(fh);
   });
 }
@@ -381,13 +380,7 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
     size_t used = 0;
     const int err = fsys(req).readdirplus(
         ino, offset, [&](std::string_view name, const fs::EntryOut& out, off_t next) {
-          struct fuse_entry_param e;
-          memset(&e, 0, sizeof(e));
-          e.ino = out.ino;
-          e.generation = out.generation;
-          e.attr = out.attr;
-          e.attr_timeout = out.attr_timeout;
-          e.entry_timeout = out.entry_timeout;
+          struct fuse_entry_param e = to_entry_param(out);
           const std::string n(name);
           const size_t need = fuse_add_direntry_plus(req, buf.data() + used, size - used,
                                                      n.c_str(), &e, next);

@@ -511,7 +511,11 @@ double Filesystem::entry_timeout_for(const Inode& dir, bool negative) const {
 
 void Filesystem::note_kernel_entry(Inode& dir, std::string_view asked, bool negative) {
   if (!casefolded(dir) || entry_timeout_for(dir, negative) <= 0) return;
-  dir.dir->kernel.note(epoch_.load(), key_hash_of(asked), asked);
+  while (!dir.dir->kernel.note(epoch_.load(), key_hash_of(asked), asked)) {
+    // The record is full: forgetting everything the kernel holds empties it.
+    invalidate_kernel_dentries();
+    if (options_.debug_no_invalidation) return;
+  }
 }
 
 void Filesystem::invalidate_if_other_spelling(Inode& dir, std::string_view asked,

@@ -7,6 +7,9 @@
 // changed behind its back (its change time moved). While complete(), a name absent from the
 // index is absent from the directory, so misses are answered without touching the backing fs.
 //
+// Memory: about 12 bytes per name plus the name (an open-addressing table of 8-byte slots at
+// most 70% full, and the names in one arena); measured in bench/index_bench.cc.
+//
 // Not thread-safe: the owner serializes access (the directory's lock).
 #pragma once
 
@@ -14,7 +17,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "unicode/fold.h"
@@ -54,6 +56,7 @@ class DirIndex {
   std::vector<std::vector<std::string>> collisions() const;
 
   size_t size() const { return size_; }
+  size_t memory_bytes() const;  // heap held by the index
 
  private:
   // The key hash and, for refused names, a marker that the name only equals itself.
@@ -61,15 +64,25 @@ class DirIndex {
     uint64_t hash;
     bool refused;
   };
+  // Open addressing over 32 bits of the key hash; names live in one arena as
+  // [length: uint16][bytes]. About 12 bytes per name plus the name itself.
+  struct Slot {
+    uint32_t offset_plus_one;  // 0: empty, ~0: erased
+    uint32_t tag;              // low 32 bits of the key hash (the probe start)
+  };
   KeyId key_id(std::string_view name) const;
   bool same_key(std::string_view a, std::string_view b) const;
+  std::string_view name_at(uint32_t offset) const;
+  long find_exact(std::string_view name, uint32_t tag) const;
+  void rehash(size_t capacity);
 
   FoldRules rules_;
   bool complete_ = false;
   size_t size_ = 0;
-  // Key hash -> stored names with that hash (almost always one). Refused names are stored
-  // under the hash of their raw bytes and matched bytewise only.
-  std::unordered_map<uint64_t, std::vector<std::string>> by_key_;
+  size_t tombstones_ = 0;
+  size_t garbage_ = 0;  // arena bytes of erased names
+  std::vector<Slot> slots_;  // power-of-two size
+  std::vector<char> arena_;
 };
 
 }  // namespace foldfs::names

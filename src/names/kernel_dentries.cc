@@ -1,6 +1,12 @@
 #include "names/kernel_dentries.h"
 
+#include "unicode/fold.h"
+
 namespace foldfs::names {
+
+uint64_t KernelDentries::spelling_hash(std::string_view spelling) {
+  return unicode::key_hash(spelling) | 1;  // never kMany
+}
 
 bool KernelDentries::catch_up(uint64_t epoch) {
   // A caller that observed an older epoch describes dentries the kernel already dropped.
@@ -12,24 +18,27 @@ bool KernelDentries::catch_up(uint64_t epoch) {
   return true;
 }
 
-void KernelDentries::note(uint64_t epoch, uint64_t key_hash, std::string_view spelling) {
+bool KernelDentries::note(uint64_t epoch, uint64_t key_hash, std::string_view spelling) {
+  const uint64_t h = spelling_hash(spelling);
   std::lock_guard lock(mutex_);
-  if (!catch_up(epoch)) return;
-  auto [it, inserted] = by_key_.try_emplace(key_hash);
-  if (inserted) {
-    it->second.spelling = spelling;
-  } else if (!it->second.many && it->second.spelling != spelling) {
-    it->second.many = true;
-    it->second.spelling.clear();
+  if (!catch_up(epoch)) return true;
+  auto it = by_key_.find(key_hash);
+  if (it == by_key_.end()) {
+    if (by_key_.size() >= kMaxKeys) return false;
+    by_key_.emplace(key_hash, h);
+  } else if (it->second != h) {
+    it->second = kMany;
   }
+  return true;
 }
 
 bool KernelDentries::may_hold_other(uint64_t epoch, uint64_t key_hash, std::string_view spelling) {
+  const uint64_t h = spelling_hash(spelling);
   std::lock_guard lock(mutex_);
   if (!catch_up(epoch)) return true;  // be safe: invalidate
   auto it = by_key_.find(key_hash);
   if (it == by_key_.end()) return false;
-  return it->second.many || it->second.spelling != spelling;
+  return it->second != h;
 }
 
 void KernelDentries::forget(uint64_t key_hash) {

@@ -8,14 +8,17 @@
 // kernel updates that one on its own), every kernel dentry is invalidated (FUSE epoch).
 //
 // Coherence contract: entries older than the current invalidation epoch are void (the kernel
-// dropped them); note() and may_hold_other() take the epoch the caller observed.
+// dropped them); note() and may_hold_other() take the epoch the caller observed. Spellings are
+// kept as 64-bit hashes (two spellings mistaken for one: odds 2^-64 per pair).
+//
+// Memory: at most kMaxKeys keys (about 40 bytes each); note() returns false when the record is
+// full, and the caller then invalidates everything, which empties it.
 //
 // Lock order: mutex_ is a leaf lock.
 #pragma once
 
 #include <cstdint>
 #include <mutex>
-#include <string>
 #include <string_view>
 #include <unordered_map>
 
@@ -23,20 +26,21 @@ namespace foldfs::names {
 
 class KernelDentries {
  public:
-  void note(uint64_t epoch, uint64_t key_hash, std::string_view spelling);
+  static constexpr size_t kMaxKeys = 1 << 16;
+
+  // Returns false when the record is full and nothing was noted.
+  bool note(uint64_t epoch, uint64_t key_hash, std::string_view spelling);
   bool may_hold_other(uint64_t epoch, uint64_t key_hash, std::string_view spelling);
   void forget(uint64_t key_hash);
 
  private:
-  struct Seen {
-    std::string spelling;  // the one spelling seen, when !many
-    bool many = false;
-  };
+  static constexpr uint64_t kMany = 0;  // several spellings seen (spelling hashes are odd)
+  static uint64_t spelling_hash(std::string_view spelling);
   bool catch_up(uint64_t epoch);  // requires mutex_
 
   std::mutex mutex_;
-  uint64_t epoch_ = 0;                          // Guarded by mutex_.
-  std::unordered_map<uint64_t, Seen> by_key_;  // Guarded by mutex_.
+  uint64_t epoch_ = 0;                             // Guarded by mutex_.
+  std::unordered_map<uint64_t, uint64_t> by_key_;  // key hash -> spelling hash or kMany
 };
 
 }  // namespace foldfs::names

@@ -45,6 +45,30 @@ TEST(DirIndex, StrictRulesRefusedNamesOnlyMatchThemselves) {
   EXPECT_TRUE(index.collisions().empty());
 }
 
+TEST(DirIndex, LargeDirectoriesStayCompactAndCorrect) {
+  DirIndex index(FoldRules{});
+  std::vector<std::string> names;
+  for (int i = 0; i < 100000; ++i) names.push_back("Texture_" + std::to_string(i) + ".dds");
+  index.load(names);
+  ASSERT_EQ(index.size(), names.size());
+  size_t name_bytes = 0;
+  for (const auto& n : names) name_bytes += n.size();
+  const double per_name = double(index.memory_bytes() - name_bytes) / names.size();
+  EXPECT_LT(per_name, 40.0) << "bytes per name beyond the name itself";
+  for (int i = 0; i < 100000; i += 7) {
+    EXPECT_EQ(index.resolve("TEXTURE_" + std::to_string(i) + ".DDS"), names[i]);
+  }
+  for (int i = 0; i < 100000; i += 2) index.erase(names[i]);
+  EXPECT_EQ(index.size(), 50000u);
+  for (int i = 0; i < 100000; i += 1000) {
+    EXPECT_EQ(index.resolve("texture_" + std::to_string(i) + ".dds").has_value(), i % 2 == 1) << i;
+  }
+  EXPECT_EQ(index.resolve("texture_100000.dds"), std::nullopt);
+  for (int i = 0; i < 100000; i += 2) index.insert(names[i]);
+  EXPECT_EQ(index.size(), names.size());
+  EXPECT_EQ(index.resolve("TEXTURE_4.DDS"), "Texture_4.dds");
+}
+
 TEST(KernelDentries, OnlyOtherSpellingsNeedInvalidation) {
   KernelDentries k;
   k.note(0, 42, "foo");

@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "backing/unique_fd.h"
@@ -27,11 +28,12 @@ bool is_dot_or_dotdot(const char* name) {
 
 }  // namespace
 
-int scan_directory(int fd, off_t offset, const DirVisitor& visit) {
+int scan_directory(int fd, off_t offset, const DirVisitor& visit, size_t chunk) {
   if (offset != 0 && ::lseek(fd, offset, SEEK_SET) < 0) return errno;
   alignas(8) char buf[32 * 1024];
+  chunk = std::clamp<size_t>(chunk, 1024, sizeof(buf));
   for (;;) {
-    const long n = ::syscall(SYS_getdents64, fd, buf, sizeof(buf));
+    const long n = ::syscall(SYS_getdents64, fd, buf, chunk);
     if (n < 0) return errno;
     if (n == 0) return 0;
     for (long pos = 0; pos < n;) {

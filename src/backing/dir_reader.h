@@ -25,6 +25,8 @@ int read_directory(int dirfd, std::vector<DirEntry>* out);
 // entry, "." and ".." included, until it returns false or the directory ends. 0 or an errno.
 using DirVisitor =
     std::function<bool(const char* name, uint64_t ino, unsigned char type, off_t next)>;
-int scan_directory(int fd, off_t offset, const DirVisitor& visit);
+// `chunk` bounds each getdents64 read: about what the caller can take per call, so that little
+// is read only to be thrown away.
+int scan_directory(int fd, off_t offset, const DirVisitor& visit, size_t chunk = 32 * 1024);
 
 }  // namespace foldfs::backing

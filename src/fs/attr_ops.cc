@@ -255,7 +255,11 @@ int Filesystem::get_flags(uint64_t ino, uint32_t* flags) {
   return 0;
 }
 
+// Like ext4, a request is checked whole before anything is applied: a refused casefold change
+// changes no other flag either. The casefold attribute is written while the directory can take
+// it: before the backing flags when they make it immutable, after them when they stop.
 int Filesystem::set_flags(const Context&, uint64_t ino, uint32_t flags) {
+  if (options_.read_only) return EROFS;
   auto node = inode(ino);
   if (!node) return ESTALE;
   const bool want_casefold = flags & kCasefoldFlag;
@@ -276,16 +280,29 @@ int Filesystem::set_flags(const Context&, uint64_t ino, uint32_t flags) {
   const int get_err = backing_get_flags(fd, &current);
   if (get_err != 0 && !unsupported(get_err)) return get_err;
   current &= ~kCasefoldFlag;
-  if (others != current) {
-    if (int e = backing_set_flags(fd, others); e != 0) return e;
+  const bool flip = want_casefold != casefolded(*node);
+  if (flip) {
+    if (options_.casefold == CasefoldMode::kAll) return EPERM;  // every directory folds
+    std::vector<backing::DirEntry> entries;
+    if (int e = backing::read_directory(fd, &entries); e != 0) return e;
+    if (!entries.empty()) return ENOTEMPTY;  // as ext4: rules change only on empty directories
   }
-  if (want_casefold == casefolded(*node)) return 0;
-  if (options_.casefold == CasefoldMode::kAll) return EPERM;  // every directory folds
-  if (options_.read_only) return EROFS;
-  std::vector<backing::DirEntry> entries;
-  if (int e = backing::read_directory(fd, &entries); e != 0) return e;
-  if (!entries.empty()) return ENOTEMPTY;  // as ext4: rules change only on empty directories
-  if (int e = backing::write_casefold_flag(fd, want_casefold); e != 0) return e;
+  const bool becomes_immutable = (others & FS_IMMUTABLE_FL) && !(current & FS_IMMUTABLE_FL);
+  auto set_others = [&]() { return others == current ? 0 : backing_set_flags(fd, others); };
+  if (!flip) return set_others();
+  if (!becomes_immutable) {
+    if (int e = set_others(); e != 0) return e;
+  }
+  if (int e = backing::write_casefold_flag(fd, want_casefold); e != 0) {
+    if (!becomes_immutable && others != current) backing_set_flags(fd, current);  // undo
+    return e;
+  }
+  if (becomes_immutable) {
+    if (int e = set_others(); e != 0) {
+      backing::write_casefold_flag(fd, !want_casefold);  // undo
+      return e;
+    }
+  }
   hook("flip:written");
   {
     std::lock_guard index_lock(node->dir->index_lock);
@@ -315,7 +332,7 @@ int Filesystem::get_fsxattr(uint64_t ino, void* out) {
 }
 
 int Filesystem::set_fsxattr(uint64_t ino, const void* in) {
-  if (options_.read_only) return EROFS;
+  if (options_.read_only) return EROFS;  // also for the flags that pass through
   auto node = inode(ino);
   if (!node) return ESTALE;
   const auto* wanted = static_cast<const struct fsxattr*>(in);

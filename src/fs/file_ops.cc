@@ -150,31 +150,35 @@ bool is_dot_name(const char* n) {
 // directory with collisions is hidden.
 int Filesystem::scan_directory(
     const std::shared_ptr<Inode>& dir, off_t offset,
-    const std::function<bool(int, const char*, uint64_t, unsigned char, off_t)>& visit) {
+    const std::function<bool(int, const char*, uint64_t, unsigned char, off_t)>& visit,
+    size_t chunk) {
   const int raw = open_inode(dir, O_RDONLY | O_DIRECTORY);
   if (raw < 0) return -raw;
   UniqueFd fd(raw);
   return backing::scan_directory(
       fd.get(), offset, [&](const char* name, uint64_t ino, unsigned char type, off_t next) {
         return visit(fd.get(), name, ino, type, next);
-      });
+      },
+      chunk);
 }
 
-int Filesystem::readdir(uint64_t ino, off_t offset, const DirEmit& emit) {
+int Filesystem::readdir(uint64_t ino, off_t offset, const DirEmit& emit, size_t reply_bytes) {
   catch_up_outside_changes();
   std::shared_ptr<Inode> dir;
   if (int err = dir_inode(ino, &dir); err != 0) return err;
   return scan_directory(dir, offset,
                         [&](int, const char* name, uint64_t d_ino, unsigned char type, off_t next) {
                           return emit(name, d_ino, DTTOIF(type), next);
-                        });
+                        },
+                        reply_bytes);  // FUSE and getdents64 records are about the same size
 }
 
 // readdir with each entry's attributes: the kernel caches the entries as dentries, so `ls -l`,
 // `find` and `rm -rf` need no LOOKUP per name. In a casefolded directory the kernel then holds
 // every stored spelling: the directory is marked listed (at the current epoch) so that a change
 // through another spelling invalidates them (invalidate_if_other_spelling()).
-int Filesystem::readdirplus(uint64_t ino, off_t offset, const DirPlusEmit& emit) {
+int Filesystem::readdirplus(uint64_t ino, off_t offset, const DirPlusEmit& emit,
+                            size_t reply_bytes) {
   catch_up_outside_changes();
   std::shared_ptr<Inode> dir;
   if (int err = dir_inode(ino, &dir); err != 0) return err;
@@ -191,7 +195,8 @@ int Filesystem::readdirplus(uint64_t ino, off_t offset, const DirPlusEmit& emit)
         if (emit(name, out, next)) return true;
         if (out.ino != 0) forget(out.ino, 1);  // did not fit: the kernel never saw it
         return false;
-      });
+      },
+      reply_bytes / 4);  // a FUSE entry with attributes is ~4x a getdents64 record
 }
 
 int Filesystem::releasedir(uint64_t) { return 0; }

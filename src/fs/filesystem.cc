@@ -7,6 +7,7 @@
 #include <sys/statfs.h>
 #include <linux/magic.h>
 #include <limits.h>
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <unistd.h>
@@ -210,7 +211,9 @@ int Filesystem::entry_from_fd(UniqueFd fd, EntryOut* out) {
     // Rules come from the directory itself, however it was reached (lookup, file handle).
     fresh->dir = std::make_unique<DirState>(rules());
     bool flag = false;
-    if (int err = backing::read_casefold_flag(fd.get(), &flag); err != 0) return err;
+    if (options_.casefold == CasefoldMode::kFlag) {  // with casefold=all the flag is moot
+      if (int err = backing::read_casefold_flag(fd.get(), &flag); err != 0) return err;
+    }
     fresh->dir->casefold = flag;
   }
   {
@@ -374,13 +377,20 @@ uint64_t Filesystem::key_hash_of(std::string_view name) const {
 int Filesystem::ensure_index_locked(DirState& dir, int dirfd, bool* loaded, long* delta) {
   *loaded = false;
   *delta = 0;
+  if (dir.watched && dir.index.complete()) return 0;  // outside changes arrive as events
+  // Revalidation: the directory's times must not have moved behind our back, and the index
+  // must be younger than the kernel's timeouts. Times alone miss some outside changes (a
+  // change within one timestamp tick of ours; tmpfs's multigrain times), the age bounds those
+  // by the same timeouts that bound the kernel's caches.
   struct stat st;
   if (::fstat(dirfd, &st) != 0) return errno;
-  if (dir.watched && dir.index.complete()) return 0;  // outside changes arrive as events
+  const auto max_age = std::chrono::duration<double>(
+      std::max(options_.entry_timeout, options_.negative_timeout));
   const bool fresh = dir.index.complete() && st.st_mtim.tv_sec == dir.index_mtime.tv_sec &&
                      st.st_mtim.tv_nsec == dir.index_mtime.tv_nsec &&
                      st.st_ctim.tv_sec == dir.index_ctime.tv_sec &&
-                     st.st_ctim.tv_nsec == dir.index_ctime.tv_nsec;
+                     st.st_ctim.tv_nsec == dir.index_ctime.tv_nsec &&
+                     std::chrono::steady_clock::now() - dir.index_loaded_at < max_age;
   if (fresh) return 0;
   std::vector<backing::DirEntry> entries;
   if (int err = backing::read_directory(dirfd, &entries); err != 0) return err;
@@ -392,6 +402,7 @@ int Filesystem::ensure_index_locked(DirState& dir, int dirfd, bool* loaded, long
   *delta = static_cast<long>(dir.index.size()) - before;
   dir.index_mtime = st.st_mtim;
   dir.index_ctime = st.st_ctim;
+  dir.index_loaded_at = std::chrono::steady_clock::now();
   counters_.index_loads++;
   *loaded = true;
   return 0;
@@ -422,6 +433,15 @@ int Filesystem::resolve_locked(const std::shared_ptr<Inode>& dir_ptr, int dirfd,
   if (::fstatat(dirfd, exact.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
     *stored = exact;
     counters_.exact_hits++;
+    // A change about to be made through the mount restamps the index: first take in any
+    // outside change its times show, or the restamp would hide it.
+    bool reloaded = false;
+    long delta = 0;
+    {
+      std::lock_guard lock(dir.dir->index_lock);
+      if (dir.dir->index.complete()) ensure_index_locked(*dir.dir, dirfd, &reloaded, &delta);
+    }
+    if (reloaded) account_index(&dir_ptr, delta);
     return 0;
   }
   if (errno != ENOENT) return errno;
@@ -485,7 +505,7 @@ void Filesystem::index_change(Inode& dir, int dirfd, std::string_view added,
     if (!added.empty()) state.index.insert(added);
     delta = static_cast<long>(state.index.size()) - before;
     ++state.generation;
-    refresh_index_stamp(state, dirfd);
+    if (!state.watched) refresh_index_stamp(state, dirfd);  // watched: events, not times
   }
   if (delta != 0) account_index(nullptr, delta);
 }

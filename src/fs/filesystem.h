@@ -163,11 +163,13 @@ class Filesystem {
   // false (buffer full) or the directory ends.
   using DirEmit = std::function<bool(std::string_view name, uint64_t ino, mode_t type,
                                      off_t next_offset)>;
-  int readdir(uint64_t ino, off_t offset, const DirEmit& emit);
+  // `reply_bytes`: the size of the kernel's buffer, so that about that much is read.
+  int readdir(uint64_t ino, off_t offset, const DirEmit& emit, size_t reply_bytes = 32768);
   // Same with each entry's attributes; an entry with ino != 0 counts as one lookup.
   using DirPlusEmit =
       std::function<bool(std::string_view name, const EntryOut& entry, off_t next_offset)>;
-  int readdirplus(uint64_t ino, off_t offset, const DirPlusEmit& emit);
+  int readdirplus(uint64_t ino, off_t offset, const DirPlusEmit& emit,
+                  size_t reply_bytes = 32768);
   int releasedir(uint64_t fh);
   int fsyncdir(uint64_t ino, bool datasync);
 
@@ -243,7 +245,8 @@ class Filesystem {
   int remove_node(uint64_t parent, std::string_view name, bool dir);
   int scan_directory(
       const std::shared_ptr<Inode>& dir, off_t offset,
-      const std::function<bool(int, const char*, uint64_t, unsigned char, off_t)>& visit);
+      const std::function<bool(int, const char*, uint64_t, unsigned char, off_t)>& visit,
+      size_t chunk);
 
   Options options_;
   backing::UniqueFd root_fd_;   // O_PATH of the backing root

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <vector>
 #include <cstdint>
 #include <memory>
@@ -40,6 +41,7 @@ struct DirState {
   names::DirIndex index;
   struct timespec index_mtime {};  // backing mtime the index was loaded at
   struct timespec index_ctime {};
+  std::chrono::steady_clock::time_point index_loaded_at{};
   uint64_t generation = 0;  // bumped by every change; an index loaded before a change is void
   // Outside changes are reported by the watcher, so the index needs no change-time check.
   bool watched = false;

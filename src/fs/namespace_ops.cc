@@ -205,7 +205,11 @@ int Filesystem::rename(const Context&, uint64_t parent, std::string_view name,
   if (::renameat2(from_fd->get(), source.c_str(), to_fd->get(), target.c_str(), flags) != 0) {
     return errno;
   }
-  if (!(flags & RENAME_EXCHANGE)) {
+  // Renaming one hard link onto another of the same file does nothing: both names stay.
+  struct stat st;
+  const bool source_stays =
+      ::fstatat(from_fd->get(), source.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+  if (!(flags & RENAME_EXCHANGE) && !source_stays) {
     if (from_cf) index_change(*from, from_fd->get(), {}, source);
     if (to_cf) index_change(*to, to_fd->get(), target, {});
   }

@@ -367,7 +367,8 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
           if (need > size - used) return false;
           used += need;
           return true;
-        });
+        },
+        size);
     if (err != 0 && used == 0) fuse_reply_err(req, err);
     else fuse_reply_buf(req, buf.data(), used);
   });
@@ -387,7 +388,8 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
           if (need > size - used) return false;
           used += need;
           return true;
-        });
+        },
+        size);
     if (err != 0 && used == 0) fuse_reply_err(req, err);
     else fuse_reply_buf(req, buf.data(), used);
   });

@@ -1,6 +1,8 @@
 // Open files and directories: open, create, flush, release, fsync, fallocate, lseek,
 // copy_file_range, opendir, readdir, releasedir, fsyncdir.
 #include <dirent.h>
+
+#include <algorithm>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -64,17 +66,30 @@ int Filesystem::create(const Context& ctx, uint64_t parent, std::string_view nam
   UniqueFd fd;
   bool created = false;
   if (!exists) {
-    fd.reset(::openat(dirfd->get(), stored.c_str(), open_flags | O_CREAT | O_EXCL, mode));
+    fd.reset(::openat(dirfd->get(), stored.c_str(), open_flags | O_CREAT | O_EXCL,
+                      creation_mode(ctx, dirfd->get(), mode)));
     created = fd.valid();
     if (!created && (errno != EEXIST || (flags & O_EXCL))) return errno;
   }
   if (!fd.valid()) {
-    // O_CREAT without O_EXCL on an existing name opens it, whichever spelling was asked.
+    // O_CREAT without O_EXCL on an existing name opens it, whichever spelling was asked. The
+    // kernel believes it created the file and checks nothing: the caller's rights are checked
+    // here, and O_TRUNC drops setuid/setgid bits as a truncation by the caller would.
+    struct stat st;
+    if (::fstatat(dirfd->get(), stored.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return errno;
+    if (int e = may_open_existing(ctx, st, flags); e != 0) return e;
     fd.reset(::openat(dirfd->get(), stored.c_str(), open_flags));
     if (!fd.valid()) return errno;
+    const mode_t privileged = S_ISUID | ((st.st_mode & S_IXGRP) ? S_ISGID : 0);
+    if ((flags & O_TRUNC) && ctx.uid != 0 && S_ISREG(st.st_mode) && (st.st_mode & privileged)) {
+      ::fchmod(fd.get(), st.st_mode & 07777 & ~privileged);
+    }
   }
   if (created) {
-    if (int e = give_to_caller(ctx, dirfd->get(), stored, mode, false); e != 0) return e;
+    if (int e = give_to_caller(ctx, dirfd->get(), stored, mode, false); e != 0) {
+      ::unlinkat(dirfd->get(), stored.c_str(), 0);  // a failed call leaves nothing behind
+      return e;
+    }
     if (casefold) index_change(*dir, dirfd->get(), stored, {});
   }
   if (casefold) invalidate_if_other_spelling(*dir, name, exists ? stored : std::string());
@@ -82,6 +97,24 @@ int Filesystem::create(const Context& ctx, uint64_t parent, std::string_view nam
   note_kernel_entry(*dir, name, false);
   *fh = to_fh(new OpenFile{std::move(fd)});
   return 0;
+}
+
+// open(2)'s permission check for a file that already exists (mode bits; the kernel checks
+// ACLs on every other path).
+int Filesystem::may_open_existing(const Context& ctx, const struct stat& st, int flags) {
+  if (S_ISDIR(st.st_mode)) return EISDIR;
+  if (ctx.uid == 0) return 0;
+  const int acc = flags & O_ACCMODE;
+  const mode_t want = ((acc == O_RDONLY || acc == O_RDWR) ? 4 : 0) |
+                      ((acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC)) ? 2 : 0);
+  mode_t bits = st.st_mode & 07;
+  if (ctx.uid == st.st_uid) {
+    bits = (st.st_mode >> 6) & 07;
+  } else if (ctx.gid == st.st_gid ||
+             std::find(ctx.groups.begin(), ctx.groups.end(), st.st_gid) != ctx.groups.end()) {
+    bits = (st.st_mode >> 3) & 07;
+  }
+  return (bits & want) == want ? 0 : EACCES;
 }
 
 int Filesystem::file_fd(uint64_t fh) const { return as_file(fh)->fd.get(); }

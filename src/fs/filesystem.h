@@ -56,6 +56,8 @@ struct Context {
   uid_t uid = 0;
   gid_t gid = 0;
   pid_t pid = 0;
+  mode_t umask = 0;             // applied by foldfs (the kernel leaves it to us: POSIX ACLs)
+  std::vector<gid_t> groups;    // supplementary groups, filled only where needed (create)
 };
 
 struct EntryOut {
@@ -238,6 +240,8 @@ class Filesystem {
   double entry_timeout_for(const Inode& dir, bool negative) const;
 
   // Creation helpers.
+  mode_t creation_mode(const Context& ctx, int dirfd, mode_t mode) const;
+  static int may_open_existing(const Context& ctx, const struct stat& st, int flags);
   int give_to_caller(const Context& ctx, int dirfd, const std::string& name, mode_t mode,
                      bool is_symlink);
   int create_node(const Context& ctx, uint64_t parent, std::string_view name,

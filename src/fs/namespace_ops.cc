@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "backing/casefold_flag.h"
@@ -40,6 +41,14 @@ int Filesystem::give_to_caller(const Context& ctx, int dirfd, const std::string&
   return 0;
 }
 
+// The mode a new node gets: as asked when the parent has a default ACL (the backing filesystem
+// applies it, as the kernel would instead of the umask), else with the caller's umask.
+mode_t Filesystem::creation_mode(const Context& ctx, int dirfd, mode_t mode) const {
+  const backing::ProcPath path(dirfd);
+  if (::getxattr(path.c_str(), "system.posix_acl_default", nullptr, 0) > 0) return mode;
+  return mode & ~ctx.umask;
+}
+
 int Filesystem::create_node(const Context& ctx, uint64_t parent, std::string_view name,
                             const NodeSpec& spec, EntryOut* out) {
   std::shared_ptr<Inode> dir;
@@ -58,16 +67,22 @@ int Filesystem::create_node(const Context& ctx, uint64_t parent, std::string_vie
     if (err != ENOENT) return err;
   }
   if (int e = spec.make(dirfd->get(), created.c_str()); e != 0) return e;
+  // A node that cannot be finished (owner, inherited flag) is removed again: a failed call
+  // leaves nothing behind.
+  auto undo = [&](int e) {
+    ::unlinkat(dirfd->get(), created.c_str(), spec.is_dir ? AT_REMOVEDIR : 0);
+    return e;
+  };
   if (spec.give_to_caller) {
     if (int e = give_to_caller(ctx, dirfd->get(), created, spec.mode, spec.is_symlink); e != 0) {
-      return e;
+      return undo(e);
     }
   }
   if (spec.is_dir && casefold && options_.casefold == CasefoldMode::kFlag) {
     // New subdirectories of a casefolded directory inherit the flag.
     UniqueFd sub(::openat(dirfd->get(), created.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
-    if (!sub.valid()) return errno;
-    if (int e = backing::write_casefold_flag(sub.get(), true); e != 0) return e;
+    if (!sub.valid()) return undo(errno);
+    if (int e = backing::write_casefold_flag(sub.get(), true); e != 0) return undo(e);
   }
   if (casefold) {
     index_change(*dir, dirfd->get(), created, {});
@@ -82,8 +97,8 @@ int Filesystem::mknod(const Context& ctx, uint64_t parent, std::string_view name
                       dev_t rdev, EntryOut* out) {
   NodeSpec spec;
   spec.mode = mode;
-  spec.make = [mode, rdev](int dirfd, const char* n) {
-    return ::mknodat(dirfd, n, mode, rdev) == 0 ? 0 : errno;
+  spec.make = [this, &ctx, mode, rdev](int dirfd, const char* n) {
+    return ::mknodat(dirfd, n, creation_mode(ctx, dirfd, mode), rdev) == 0 ? 0 : errno;
   };
   return create_node(ctx, parent, name, spec, out);
 }
@@ -93,8 +108,8 @@ int Filesystem::mkdir(const Context& ctx, uint64_t parent, std::string_view name
   NodeSpec spec;
   spec.mode = mode | S_IFDIR;
   spec.is_dir = true;
-  spec.make = [mode](int dirfd, const char* n) {
-    return ::mkdirat(dirfd, n, mode) == 0 ? 0 : errno;
+  spec.make = [this, &ctx, mode](int dirfd, const char* n) {
+    return ::mkdirat(dirfd, n, creation_mode(ctx, dirfd, mode)) == 0 ? 0 : errno;
   };
   return create_node(ctx, parent, name, spec, out);
 }

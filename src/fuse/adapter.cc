@@ -9,6 +9,7 @@
 #include <linux/fs.h>
 #include <string.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <new>
 #include <string>
@@ -28,7 +29,21 @@ fs::Filesystem& fsys(fuse_req_t req) { return *state(req)->fs; }
 
 fs::Context context(fuse_req_t req) {
   const struct fuse_ctx* c = fuse_req_ctx(req);
-  return fs::Context{c->uid, c->gid, c->pid};
+  fs::Context ctx;
+  ctx.uid = c->uid;
+  ctx.gid = c->gid;
+  ctx.pid = c->pid;
+  ctx.umask = c->umask;
+  return ctx;
+}
+
+// With the caller's supplementary groups (read from /proc by libfuse: only where needed).
+fs::Context context_with_groups(fuse_req_t req) {
+  fs::Context ctx = context(req);
+  gid_t groups[256];
+  const int n = fuse_req_getgroups(req, 256, groups);
+  if (n > 0) ctx.groups.assign(groups, groups + std::min(n, 256));
+  return ctx;
 }
 
 template <typename F>
@@ -88,7 +103,11 @@ void op_init(void* userdata, struct fuse_conn_info* conn) {
   };
   want(FUSE_CAP_EXPORT_SUPPORT);
   want(FUSE_CAP_IOCTL_DIR);
-  want(FUSE_CAP_ATOMIC_O_TRUNC);
+  // Not FUSE_CAP_ATOMIC_O_TRUNC: the kernel then truncates through SETATTR with the caller's
+  // rights and clears setuid/setgid bits as on a local filesystem.
+  conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;  // libfuse asks for it by default
+  want(FUSE_CAP_POSIX_ACL);  // the kernel enforces ACLs (stored by the backing filesystem)
+  want(FUSE_CAP_DONT_MASK);  // and leaves the umask to us: default ACLs replace it
   want(FUSE_CAP_SPLICE_READ);
   want(FUSE_CAP_SPLICE_WRITE);
   want(FUSE_CAP_SPLICE_MOVE);
@@ -263,7 +282,8 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   guarded(req, [&] {
     fs::EntryOut out;
     uint64_t fh = 0;
-    const int err = fsys(req).create(context(req), parent, name, mode, fi->flags, &out, &fh);
+    const int err =
+        fsys(req).create(context_with_groups(req), parent, name, mode, fi->flags, &out, &fh);
     if (err != 0) {
       fuse_reply_err(req, err);
       return;

@@ -1,6 +1,7 @@
 # Unit tests of src/names and src/fs: the core without FUSE, on a real backing directory.
 add_executable(foldfs_fs_tests
   ${CMAKE_CURRENT_SOURCE_DIR}/fs_core_test.cc
+  ${CMAKE_CURRENT_SOURCE_DIR}/fs_fuzz_regressions_test.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/fs_interleaving_test.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/names_test.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/options_test.cc)

@@ -1,0 +1,112 @@
+// Micro-benchmarks of the per-directory name index (src/names/dir_index.h): resolve() of an
+// exact name, of another spelling and of a missing name in indexes of 1k / 100k / 1M names,
+// and load() of a full listing. Names are the ones bench/run.sh uses ("Texture_0000042.dds").
+// The load benchmarks also report the index's heap use per entry (mallinfo2), which is the
+// part of the daemon's memory that grows with directory size.
+//
+//   cmake --build build-b -j2 --target index_bench && build-b/bench/index_bench
+#include <benchmark/benchmark.h>
+#include <malloc.h>
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "names/dir_index.h"
+
+namespace {
+
+using foldfs::names::DirIndex;
+using foldfs::names::FoldRules;
+
+std::string exact_name(long i) {
+  char b[64];
+  std::snprintf(b, sizeof b, "Texture_%07ld.dds", i);
+  return b;
+}
+
+std::string upper(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+const std::vector<std::string>& listing(long n) {
+  static std::map<long, std::vector<std::string>> cache;
+  auto& v = cache[n];
+  if (v.empty()) {
+    v.reserve(n);
+    for (long i = 0; i < n; ++i) v.push_back(exact_name(i));
+  }
+  return v;
+}
+
+const DirIndex& index_of(long n) {
+  static std::map<long, std::unique_ptr<DirIndex>> cache;
+  auto& p = cache[n];
+  if (!p) {
+    p = std::make_unique<DirIndex>(FoldRules{});
+    p->load(listing(n));
+  }
+  return *p;
+}
+
+// Queries spread over the whole index in random order (a fixed set, cycled).
+std::vector<std::string> queries(long n, int kind) {
+  std::mt19937_64 rng(n * 3 + kind);
+  std::vector<std::string> q;
+  for (int k = 0; k < 4096; ++k) {
+    const long i = static_cast<long>(rng() % n);
+    if (kind == 0) q.push_back(exact_name(i));
+    else if (kind == 1) q.push_back(upper(exact_name(i)));
+    else q.push_back("Missing_" + exact_name(i).substr(8));
+  }
+  return q;
+}
+
+void run_resolve(benchmark::State& state, int kind) {
+  const long n = state.range(0);
+  const DirIndex& index = index_of(n);
+  const auto q = queries(n, kind);
+  size_t k = 0;
+  for (auto _ : state) {
+    auto r = index.resolve(q[k++ & 4095]);
+    if (r.has_value() != (kind != 2)) state.SkipWithError("wrong answer");
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+void BM_ResolveExact(benchmark::State& state) { run_resolve(state, 0); }
+void BM_ResolveOtherSpelling(benchmark::State& state) { run_resolve(state, 1); }
+void BM_ResolveMiss(benchmark::State& state) { run_resolve(state, 2); }
+
+void BM_Load(benchmark::State& state) {
+  const long n = state.range(0);
+  const auto& names = listing(n);
+  double bytes = 0;
+  for (auto _ : state) {
+    const size_t before = mallinfo2().uordblks;
+    auto index = std::make_unique<DirIndex>(FoldRules{});
+    index->load(names);
+    bytes = static_cast<double>(mallinfo2().uordblks - before);
+    benchmark::DoNotOptimize(index.get());
+    state.PauseTiming();
+    index.reset();
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+  state.counters["heap_B_per_entry"] = bytes / n;
+  state.counters["beyond_name_B"] = bytes / n - static_cast<double>(exact_name(0).size());
+}
+
+BENCHMARK(BM_ResolveExact)->Arg(1000)->Arg(100000)->Arg(1000000);
+BENCHMARK(BM_ResolveOtherSpelling)->Arg(1000)->Arg(100000)->Arg(1000000);
+BENCHMARK(BM_ResolveMiss)->Arg(1000)->Arg(100000)->Arg(1000000);
+BENCHMARK(BM_Load)->Arg(1000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

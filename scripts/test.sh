@@ -21,6 +21,7 @@ scripts/build.sh -DFOLDFS_KERNEL_ORACLE=ON || exit 1
 cmake --install build >/dev/null || exit 1   # foldfs and the mount(8) helper
 run_ctest unit build -L unit -j"$JOBS"
 run_ctest integration build -L integration
+run_ctest bench build -L bench   # the benchmark in its quick mode: proves it runs
 
 echo "=== build (ThreadSanitizer) ==="
 FOLDFS_BUILD_DIR=build-tsan scripts/build.sh -DFOLDFS_SANITIZE=thread -DFOLDFS_BENCH=OFF || exit 1

@@ -136,7 +136,7 @@ class Run {
   Run(const std::string& root, uint8_t config) : root_(root) {
     all_ = config & 1;
     strict_ = config & 2;
-    if (config & 4) ctx_ = fs::Context{1000, 1000, 0};  // files are handed to the caller
+    if (config & 4) ctx_.uid = ctx_.gid = 1000;  // what it makes is handed to the caller
     Node r;
     r.kind = Kind::kDir;
     r.ino = Filesystem::kRootId;
@@ -488,6 +488,8 @@ class Run {
           return;
         }
         want = excl ? EEXIST : k == Kind::kDir ? EISDIR : k == Kind::kSymlink ? ELOOP : 0;
+        // Opening an existing file for writing needs the caller's rights (files are 0644).
+        if (want == 0 && ctx_.uid != 0 && nodes_[target].uid != ctx_.uid) want = EACCES;
       }
     }
     const uint64_t snapshot = kernel_.epoch;
@@ -1109,7 +1111,7 @@ class Run {
   std::map<std::pair<uint64_t, std::string>, Cached> cache_;
   Kernel kernel_;
   std::unique_ptr<Filesystem> fs_;
-  fs::Context ctx_{0, 0, 0};
+  fs::Context ctx_;
   std::string trace_;
   int step_ = 0;
 };

@@ -105,7 +105,7 @@ class FuzzRegressionTest : public ::testing::Test {
   std::string root_;
   std::unique_ptr<Filesystem> fs_;
   Notifier notifier_;
-  Context ctx_{0, 0, 0};
+  Context ctx_;
   static constexpr uint64_t kRoot = Filesystem::kRootId;
 };
 

@@ -58,6 +58,15 @@ else
   TAR_SRC=/usr/include IMG_SIZE=3G SCALE_IMG_SIZE=2G STAT_BLOCK=1000
 fi
 
+# Two full runs at once would spoil each other's figures: a full run waits for any other one.
+if ((!QUICK)); then
+  exec 9>/tmp/foldfs-bench.lock
+  if ! flock -n 9; then
+    say "another full benchmark run is going on: waiting for it"
+    flock 9
+  fi
+fi
+
 # --- binaries ----------------------------------------------------------------------------------
 if [ -z "$BIN_DIR" ]; then
   BIN_DIR=$REPO/build-bench

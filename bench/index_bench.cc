@@ -59,9 +59,12 @@ std::vector<std::string> queries(long n, int kind) {
   std::vector<std::string> q;
   for (int k = 0; k < 4096; ++k) {
     const long i = static_cast<long>(rng() % n);
-    if (kind == 0) q.push_back(exact_name(i));
-    else if (kind == 1) q.push_back(upper(exact_name(i)));
-    else q.push_back("Missing_" + exact_name(i).substr(8));
+    if (kind == 0)
+      q.push_back(exact_name(i));
+    else if (kind == 1)
+      q.push_back(upper(exact_name(i)));
+    else
+      q.push_back("Missing_" + exact_name(i).substr(8));
   }
   return q;
 }
@@ -79,9 +82,15 @@ void run_resolve(benchmark::State& state, int kind) {
   state.SetItemsProcessed(state.iterations());
 }
 
-void BM_ResolveExact(benchmark::State& state) { run_resolve(state, 0); }
-void BM_ResolveOtherSpelling(benchmark::State& state) { run_resolve(state, 1); }
-void BM_ResolveMiss(benchmark::State& state) { run_resolve(state, 2); }
+void BM_ResolveExact(benchmark::State& state) {
+  run_resolve(state, 0);
+}
+void BM_ResolveOtherSpelling(benchmark::State& state) {
+  run_resolve(state, 1);
+}
+void BM_ResolveMiss(benchmark::State& state) {
+  run_resolve(state, 2);
+}
 
 void BM_Load(benchmark::State& state) {
   const long n = state.range(0);

@@ -292,8 +292,8 @@ void cmd_wine_lookup(const std::string& dir, long n, const std::string& kind, do
     const std::string name = name_for(kind, i);
     bool scanned = false;
     const bool found = wine_lookup(dir, dfd, name, &scanned) == 0;
-    if (found != expect) die("wine lookup %s/%s: unexpected %s", dir.c_str(), name.c_str(),
-                             found ? "hit" : "miss");
+    if (found != expect)
+      die("wine lookup %s/%s: unexpected %s", dir.c_str(), name.c_str(), found ? "hit" : "miss");
     scans += scanned;
     ++done;
     t = now() - t0;
@@ -398,8 +398,8 @@ void cmd_seqread(const std::string& path) {
   const long long total = read_all(fd, buf.get(), path);
   ::close(fd);
   const double t = now() - t0;
-  if (total != st.st_size) die("read %s: %lld bytes of %lld", path.c_str(), total,
-                               static_cast<long long>(st.st_size));
+  if (total != st.st_size)
+    die("read %s: %lld bytes of %lld", path.c_str(), total, static_cast<long long>(st.st_size));
   emit("", total / 1048576.0 / t);
 }
 
@@ -481,8 +481,8 @@ void cmd_readtree(const std::string& dir) {
   read_tree(fd, dir, buf.get(), &files, &bytes);
   ::close(fd);
   const double t = now() - t0;
-  std::fprintf(stderr, "fsbench: %s: %ld files, %lld bytes in %.3f s\n", g_as.c_str(), files,
-               bytes, t);
+  std::fprintf(stderr, "fsbench: %s: %ld files, %lld bytes in %.3f s\n", g_as.c_str(), files, bytes,
+               t);
   emit("_files", files / t);
   emit("_mib", bytes / 1048576.0 / t);
 }
@@ -601,17 +601,23 @@ Results load_results(const std::string& path) {
 std::string fmt_rate(double x) {
   if (std::isnan(x)) return "n/a";
   char b[32];
-  if (x >= 1e6) std::snprintf(b, sizeof b, "%.2fM", x / 1e6);
-  else if (x >= 1e4) std::snprintf(b, sizeof b, "%.1fk", x / 1e3);
-  else if (x >= 100) std::snprintf(b, sizeof b, "%.0f", x);
-  else std::snprintf(b, sizeof b, "%.1f", x);
+  if (x >= 1e6)
+    std::snprintf(b, sizeof b, "%.2fM", x / 1e6);
+  else if (x >= 1e4)
+    std::snprintf(b, sizeof b, "%.1fk", x / 1e3);
+  else if (x >= 100)
+    std::snprintf(b, sizeof b, "%.0f", x);
+  else
+    std::snprintf(b, sizeof b, "%.1f", x);
   return b;
 }
 std::string fmt_ratio(double x) {
   if (std::isnan(x) || std::isinf(x)) return "";
   char b[32];
-  if (x >= 10) std::snprintf(b, sizeof b, "%.0f×", x);
-  else std::snprintf(b, sizeof b, "%.2f×", x);
+  if (x >= 10)
+    std::snprintf(b, sizeof b, "%.0f×", x);
+  else
+    std::snprintf(b, sizeof b, "%.2f×", x);
   return b;
 }
 
@@ -634,8 +640,7 @@ void cmd_report(const std::string& results, const std::string& md_out, const std
       {"create", "create (open O_CREAT+close), one dir", "create", "files/s", true},
       {"stat_exact_1", "stat, exact name, cold", "stat exact cold", "ops/s", true},
       {"stat_exact_2", "stat, exact name, warm", "stat exact warm", "ops/s", true},
-      {"stat_exact_again", "stat, exact name, whole dir again", "stat exact again", "ops/s",
-       true},
+      {"stat_exact_again", "stat, exact name, whole dir again", "stat exact again", "ops/s", true},
       {"stat_other_1", "stat, other spelling, 1st", "", "ops/s", true},
       {"stat_other_2", "stat, other spelling, warm", "", "ops/s", true},
       {"stat_missing_1", "stat, missing name, 1st", "stat missing 1st", "ops/s", true},
@@ -685,11 +690,11 @@ void cmd_report(const std::string& results, const std::string& md_out, const std
     md << "| " << row.label << " | " << row.unit << " | " << fmt_rate(native) << " | "
        << fmt_rate(off) << " | " << fmt_rate(all) << " | " << fmt_rate(bind) << " | "
        << (std::isnan(scan) ? "" : fmt_rate(scan)) << " | " << fmt_ratio(all / native) << " | "
-       << fmt_ratio(all / bind) << " | " << fmt_ratio(all / off) << " | "
-       << fmt_ratio(off / native) << " | " << fmt_ratio(off / bind) << " |\n";
+       << fmt_ratio(all / bind) << " | " << fmt_ratio(all / off) << " | " << fmt_ratio(off / native)
+       << " | " << fmt_ratio(off / bind) << " |\n";
     if (!std::isnan(native) && !row.chart.empty()) {
-      std::snprintf(b, sizeof b, "\"%s\" %g %g %g\n", row.chart.c_str(), off / native,
-                    all / native, bind / native);
+      std::snprintf(b, sizeof b, "\"%s\" %g %g %g\n", row.chart.c_str(), off / native, all / native,
+                    bind / native);
       chart << b;
     }
   }
@@ -711,9 +716,9 @@ void cmd_report(const std::string& results, const std::string& md_out, const std
       sizes.push_back(k.substr(6, k.find("_first_ms") - 6));
     }
   }
-  std::sort(sizes.begin(), sizes.end(),
-            [](const std::string& a, const std::string& b2) { return std::stol(a.substr(1)) <
-                                                                     std::stol(b2.substr(1)); });
+  std::sort(sizes.begin(), sizes.end(), [](const std::string& a, const std::string& b2) {
+    return std::stol(a.substr(1)) < std::stol(b2.substr(1));
+  });
   for (const auto& s : sizes) {
     std::snprintf(b, sizeof b, "| %s | %s | %.1f ms | %.1f MiB | %.0f B | %.0f B |\n",
                   fmt_rate(std::stod(s.substr(1))).c_str(), fmt_rate(r.get("scale", s)).c_str(),
@@ -745,7 +750,8 @@ void cmd_report(const std::string& results, const std::string& md_out, const std
   }
   for (const char* m : {"create", "tar_extract", "find", "readtree_files", "rm"}) {
     const Row* row = nullptr;
-    for (const auto& x : rows) if (x.metric == m) row = &x;
+    for (const auto& x : rows)
+      if (x.metric == m) row = &x;
     add(std::string(row->label) + " (all) within 1.1× of off", r.get("all", m), r.get("off", m),
         1 / 1.1);
   }
@@ -765,8 +771,8 @@ void cmd_report(const std::string& results, const std::string& md_out, const std
         r.get("scale", sizes.back()), r.get("scale", sizes.front()), 0.66);
     const double over = r.get("scale", sizes.back() + "_overhead_per_entry");
     targets.push_back({"daemon memory ≤ 150 B per entry beyond the name (" +
-                           fmt_rate(std::stod(sizes.back().substr(1))) + " entries; ratio = " +
-                           "150 B ÷ measured)",
+                           fmt_rate(std::stod(sizes.back().substr(1))) +
+                           " entries; ratio = " + "150 B ÷ measured)",
                        150.0 / std::max(over, 1e-9), 1.0});
   }
   add("Wine probe + miss, 1,000-entry dir (all) ≥ 5× scan baseline (native)",
@@ -776,10 +782,15 @@ void cmd_report(const std::string& results, const std::string& md_out, const std
         "| target | ratio | threshold | |\n| --- | ---: | ---: | --- |\n";
   for (const auto& t : targets) {
     const bool pass = t.ratio >= t.threshold;
-    std::snprintf(b, sizeof b, "| %s | %.2f | %.2f | %s |\n", t.name.c_str(), t.ratio,
-                  t.threshold, std::isnan(t.ratio) ? "n/a" : pass ? "PASS" : "**FAIL**");
+    std::snprintf(b, sizeof b, "| %s | %.2f | %.2f | %s |\n", t.name.c_str(), t.ratio, t.threshold,
+                  std::isnan(t.ratio) ? "n/a"
+                  : pass              ? "PASS"
+                                      : "**FAIL**");
     md << b;
-    std::printf("%s %.2f (threshold %.2f) %s\n", std::isnan(t.ratio) ? "N/A " : pass ? "PASS" : "FAIL",
+    std::printf("%s %.2f (threshold %.2f) %s\n",
+                std::isnan(t.ratio) ? "N/A "
+                : pass              ? "PASS"
+                                    : "FAIL",
                 t.ratio, t.threshold, t.name.c_str());
   }
 }
@@ -807,24 +818,33 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[i++];
   const int nargs = argc - i;
   char** a = argv + i;
-  if (cmd == "create" && nargs == 2) cmd_create(a[0], to_long(a[1]));
+  if (cmd == "create" && nargs == 2)
+    cmd_create(a[0], to_long(a[1]));
   else if (cmd == "stat" && (nargs == 3 || nargs == 4))
     cmd_stat(a[0], to_long(a[1]), a[2], nargs == 4 ? to_long(a[3]) : 0);
-  else if (cmd == "unlink" && nargs == 2) cmd_unlink(a[0], to_long(a[1]));
+  else if (cmd == "unlink" && nargs == 2)
+    cmd_unlink(a[0], to_long(a[1]));
   else if (cmd == "wine-lookup" && nargs == 4)
     cmd_wine_lookup(a[0], to_long(a[1]), a[2], to_double(a[3]));
-  else if (cmd == "probe" && nargs == 2) cmd_probe(a[0], to_long(a[1]));
-  else if (cmd == "readdir" && nargs == 2) cmd_readdir(a[0], to_long(a[1]));
-  else if (cmd == "readtree" && nargs == 1) cmd_readtree(a[0]);
+  else if (cmd == "probe" && nargs == 2)
+    cmd_probe(a[0], to_long(a[1]));
+  else if (cmd == "readdir" && nargs == 2)
+    cmd_readdir(a[0], to_long(a[1]));
+  else if (cmd == "readtree" && nargs == 1)
+    cmd_readtree(a[0]);
   else if (cmd == "exec" && nargs >= 3 && std::strcmp(a[1], "--") == 0)
     cmd_exec(to_long(a[0]), a + 2);
-  else if (cmd == "seqwrite" && nargs == 2) cmd_seqwrite(a[0], to_long(a[1]));
-  else if (cmd == "seqread" && nargs == 1) cmd_seqread(a[0]);
+  else if (cmd == "seqwrite" && nargs == 2)
+    cmd_seqwrite(a[0], to_long(a[1]));
+  else if (cmd == "seqread" && nargs == 1)
+    cmd_seqread(a[0]);
   else if (cmd == "randread" && (nargs == 2 || (nargs == 3 && std::strcmp(a[2], "same-open") == 0)))
     cmd_randread(a[0], to_double(a[1]), nargs == 3);
   else if (cmd == "scale" && nargs == 5)
     cmd_scale(a[0], a[1], to_long(a[2]), to_long(a[3]), to_long(a[4]));
-  else if (cmd == "report" && nargs == 3) cmd_report(a[0], a[1], a[2]);
-  else usage();
+  else if (cmd == "report" && nargs == 3)
+    cmd_report(a[0], a[1], a[2]);
+  else
+    usage();
   return 0;
 }

@@ -47,10 +47,11 @@ int scan_directory(int fd, off_t offset, const DirVisitor& visit, size_t chunk) 
 int read_directory(int dirfd, std::vector<DirEntry>* out) {
   UniqueFd fd(::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd.valid()) return errno;
-  return scan_directory(fd.get(), 0, [out](const char* name, uint64_t ino, unsigned char type, off_t) {
-    if (!is_dot_or_dotdot(name)) out->push_back({name, ino, type});
-    return true;
-  });
+  return scan_directory(fd.get(), 0,
+                        [out](const char* name, uint64_t ino, unsigned char type, off_t) {
+                          if (!is_dot_or_dotdot(name)) out->push_back({name, ino, type});
+                          return true;
+                        });
 }
 
 }  // namespace foldfs::backing

@@ -12,8 +12,8 @@
 namespace foldfs::backing {
 namespace {
 
-constexpr uint64_t kDirentEvents = FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO |
-                                   FAN_ONDIR;
+constexpr uint64_t kDirentEvents =
+    FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO | FAN_ONDIR;
 
 }  // namespace
 

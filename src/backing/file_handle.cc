@@ -60,7 +60,8 @@ uint64_t FileHandle::node_bits() const {
 
 uint32_t FileHandle::generation_bits() const {
   uint32_t v = 0;
-  for (uint32_t i = 8; i < 12 && i < size_; ++i) v |= static_cast<uint32_t>(bytes_[i]) << (8 * (i - 8));
+  for (uint32_t i = 8; i < 12 && i < size_; ++i)
+    v |= static_cast<uint32_t>(bytes_[i]) << (8 * (i - 8));
   return v;
 }
 

@@ -26,7 +26,9 @@ namespace {
 
 constexpr uint32_t kCasefoldFlag = 0x40000000;  // FS_CASEFOLD_FL
 
-bool unsupported(int err) { return err == ENOTTY || err == EOPNOTSUPP || err == EINVAL; }
+bool unsupported(int err) {
+  return err == ENOTTY || err == EOPNOTSUPP || err == EINVAL;
+}
 
 }  // namespace
 
@@ -122,8 +124,10 @@ int Filesystem::access(const Context& ctx, uint64_t ino, int mask) {
     return (mask & X_OK) && !exec_ok ? EACCES : 0;
   }
   mode_t bits = st.st_mode & 07;
-  if (ctx.uid == st.st_uid) bits = (st.st_mode >> 6) & 07;
-  else if (ctx.gid == st.st_gid) bits = (st.st_mode >> 3) & 07;
+  if (ctx.uid == st.st_uid)
+    bits = (st.st_mode >> 6) & 07;
+  else if (ctx.gid == st.st_gid)
+    bits = (st.st_mode >> 3) & 07;
   const mode_t want = ((mask & R_OK) ? 4 : 0) | ((mask & W_OK) ? 2 : 0) | ((mask & X_OK) ? 1 : 0);
   return (bits & want) == want ? 0 : EACCES;
 }
@@ -136,8 +140,7 @@ int Filesystem::statfs(uint64_t, struct statvfs* out) {
 // Extended attributes. The magic /proc path reaches the file an O_PATH descriptor holds (for a
 // symlink, the link itself). foldfs's own attributes never show through the mount.
 
-int Filesystem::setxattr(uint64_t ino, std::string_view name, std::string_view value,
-                         int flags) {
+int Filesystem::setxattr(uint64_t ino, std::string_view name, std::string_view value, int flags) {
   if (backing::is_reserved_xattr(name)) return EPERM;
   if (options_.read_only) return EROFS;
   std::shared_ptr<Inode> node;
@@ -194,7 +197,8 @@ int Filesystem::listxattr(uint64_t ino, size_t size, std::string* list, size_t* 
   std::string visible;
   for (size_t pos = 0; pos < raw.size();) {
     const size_t end = raw.find('\0', pos);
-    const std::string_view entry(raw.data() + pos, (end == std::string::npos ? raw.size() : end) - pos);
+    const std::string_view entry(raw.data() + pos,
+                                 (end == std::string::npos ? raw.size() : end) - pos);
     if (!backing::is_reserved_xattr(entry)) {
       visible.append(entry);
       visible.push_back('\0');
@@ -241,8 +245,8 @@ int backing_set_flags(int fd, uint32_t flags) {
 int Filesystem::get_flags(uint64_t ino, uint32_t* flags) {
   auto node = inode(ino);
   if (!node) return ESTALE;
-  const int fd = open_inode(node, (node->is_dir() ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK)
-                                      | O_NOFOLLOW);
+  const int fd = open_inode(
+      node, (node->is_dir() ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK) | O_NOFOLLOW);
   if (fd < 0) return -fd;
   UniqueFd owned(fd);
   uint32_t value = 0;
@@ -307,7 +311,6 @@ int Filesystem::set_flags(const Context&, uint64_t ino, uint32_t flags) {
   {
     std::lock_guard index_lock(node->dir->index_lock);
     node->dir->index.clear();
-    ++node->dir->generation;
   }
   node->dir->casefold = want_casefold;
   // Whatever the kernel cached under the old rules (misses above all) is void now.
@@ -320,8 +323,8 @@ int Filesystem::get_fsxattr(uint64_t ino, void* out) {
   if (!node) return ESTALE;
   auto* fsx = static_cast<struct fsxattr*>(out);
   std::memset(fsx, 0, sizeof(*fsx));
-  const int fd = open_inode(node, (node->is_dir() ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK)
-                                      | O_NOFOLLOW);
+  const int fd = open_inode(
+      node, (node->is_dir() ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK) | O_NOFOLLOW);
   if (fd < 0) return -fd;
   UniqueFd owned(fd);
   if (::ioctl(fd, FS_IOC_FSGETXATTR, fsx) != 0) {
@@ -336,8 +339,8 @@ int Filesystem::set_fsxattr(uint64_t ino, const void* in) {
   auto node = inode(ino);
   if (!node) return ESTALE;
   const auto* wanted = static_cast<const struct fsxattr*>(in);
-  const int fd = open_inode(node, (node->is_dir() ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK)
-                                      | O_NOFOLLOW);
+  const int fd = open_inode(
+      node, (node->is_dir() ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK) | O_NOFOLLOW);
   if (fd < 0) return -fd;
   UniqueFd owned(fd);
   struct fsxattr copy = *wanted;

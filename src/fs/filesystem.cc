@@ -3,14 +3,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <linux/magic.h>
-#include <limits.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <unistd.h>
 
 #include "backing/casefold_flag.h"
 #include "backing/dir_reader.h"
@@ -105,7 +106,9 @@ std::unique_ptr<Filesystem> Filesystem::open(const std::string& backing, const O
 // ---------------------------------------------------------------------------------------------
 // Inodes
 
-std::shared_ptr<Inode> Filesystem::inode(uint64_t ino) const { return inodes_.get(ino); }
+std::shared_ptr<Inode> Filesystem::inode(uint64_t ino) const {
+  return inodes_.get(ino);
+}
 
 int Filesystem::dir_inode(uint64_t ino, std::shared_ptr<Inode>* out) const {
   *out = inodes_.get(ino);
@@ -201,9 +204,9 @@ int Filesystem::entry_from_fd(UniqueFd fd, EntryOut* out) {
   }
 
   std::shared_ptr<Inode> known = inodes_.get(fresh->id);
-  const bool same_file = known && (fresh->handle.empty() || known->id == kRootId
-                                       ? known->backing_ino == st.st_ino
-                                       : known->handle == fresh->handle);
+  const bool same_file =
+      known && (fresh->handle.empty() || known->id == kRootId ? known->backing_ino == st.st_ino
+                                                              : known->handle == fresh->handle);
   bool changed = false;
   bool inserted = false;
   std::shared_ptr<Inode> inode;
@@ -315,7 +318,6 @@ void Filesystem::on_outside_change(const backing::DirWatcher::Event& event) {
     for (auto& dir : inodes_.directories()) {
       std::lock_guard lock(dir->dir->index_lock);
       dir->dir->index.clear();
-      ++dir->dir->generation;
     }
     invalidate_kernel_dentries();
     return;
@@ -327,7 +329,8 @@ void Filesystem::on_outside_change(const backing::DirWatcher::Event& event) {
   } else if (compact_ids_ && event.dir.type() == handle_type_ && event.dir.size() == handle_size_) {
     dir = inodes_.get(event.dir.node_bits());
   }
-  if (!dir || !dir->is_dir() || !(dir->handle == event.dir)) return;  // the kernel holds nothing there
+  if (!dir || !dir->is_dir() || !(dir->handle == event.dir))
+    return;  // the kernel holds nothing there
   int err = 0;
   SharedFd dirfd = path_fd(dir, &err);
   {
@@ -342,7 +345,6 @@ void Filesystem::on_outside_change(const backing::DirWatcher::Event& event) {
         dir->dir->index.erase(event.name);
       }
     }
-    ++dir->dir->generation;
   }
   invalidate_kernel_dentries();
 }
@@ -384,8 +386,8 @@ int Filesystem::ensure_index_locked(DirState& dir, int dirfd, bool* loaded, long
   // by the same timeouts that bound the kernel's caches.
   struct stat st;
   if (::fstat(dirfd, &st) != 0) return errno;
-  const auto max_age = std::chrono::duration<double>(
-      std::max(options_.entry_timeout, options_.negative_timeout));
+  const auto max_age =
+      std::chrono::duration<double>(std::max(options_.entry_timeout, options_.negative_timeout));
   const bool fresh = dir.index.complete() && st.st_mtim.tv_sec == dir.index_mtime.tv_sec &&
                      st.st_mtim.tv_nsec == dir.index_mtime.tv_nsec &&
                      st.st_ctim.tv_sec == dir.index_ctime.tv_sec &&
@@ -414,11 +416,10 @@ int Filesystem::ensure_index_locked(DirState& dir, int dirfd, bool* loaded, long
 int Filesystem::resolve_locked(const std::shared_ptr<Inode>& dir_ptr, int dirfd,
                                std::string_view name, std::string* stored) {
   Inode& dir = *dir_ptr;
-  if (watcher_) {
-    // Take in every outside change made before this lookup first (the kernel queued its event
-    // before that change returned): then a watched directory read once answers every lookup,
-    // hits and misses, from its index.
-    catch_up_outside_changes();
+  {
+    // Callers took in every outside change queued before their request (lookup(),
+    // begin_change()): a watched directory read once answers every lookup, hits and misses,
+    // from its index.
     std::lock_guard lock(dir.dir->index_lock);
     if (dir.dir->watched && dir.dir->index.complete()) {
       auto found = dir.dir->index.resolve(name);
@@ -467,9 +468,8 @@ void Filesystem::account_index(const std::shared_ptr<Inode>* loaded_dir, long de
   std::lock_guard lock(budget_mutex_);
   indexed_names_ = std::max(0L, indexed_names_ + delta);
   if (loaded_dir) {
-    loaded_indexes_.remove_if([&](const std::weak_ptr<Inode>& w) {
-      return w.expired() || w.lock() == *loaded_dir;
-    });
+    loaded_indexes_.remove_if(
+        [&](const std::weak_ptr<Inode>& w) { return w.expired() || w.lock() == *loaded_dir; });
     loaded_indexes_.push_back(*loaded_dir);
   }
   const long budget = static_cast<long>(options_.index_budget);
@@ -504,7 +504,6 @@ void Filesystem::index_change(Inode& dir, int dirfd, std::string_view added,
     if (!removed.empty()) state.index.erase(removed);
     if (!added.empty()) state.index.insert(added);
     delta = static_cast<long>(state.index.size()) - before;
-    ++state.generation;
     if (!state.watched) refresh_index_stamp(state, dirfd);  // watched: events, not times
   }
   if (delta != 0) account_index(nullptr, delta);
@@ -610,8 +609,7 @@ int Filesystem::reconnect(uint64_t id, EntryOut* out) {
   return 0;
 }
 
-int Filesystem::lookup(const Context& ctx, uint64_t parent, std::string_view name,
-                       EntryOut* out) {
+int Filesystem::lookup(const Context& ctx, uint64_t parent, std::string_view name, EntryOut* out) {
   counters_.lookups++;
   catch_up_outside_changes();
   // "." and ".." arrive only when the kernel reconnects an inode reached by file handle.
@@ -634,8 +632,8 @@ int Filesystem::lookup(const Context& ctx, uint64_t parent, std::string_view nam
   if (!dirfd) return err;
   if (name == "..") {
     // The root's parent is the root: nothing above the backing directory is ever reached.
-    UniqueFd fd(::openat(dirfd->get(), parent == kRootId ? "." : "..",
-                         O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd fd(
+        ::openat(dirfd->get(), parent == kRootId ? "." : "..", O_PATH | O_NOFOLLOW | O_CLOEXEC));
     if (!fd.valid()) return errno;
     if (int e = entry_from_fd(std::move(fd), out); e != 0) return e;
     out->entry_timeout = 0;

@@ -14,12 +14,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <vector>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <unordered_map>
+#include <vector>
 
 #include "backing/file_handle.h"
 #include "backing/unique_fd.h"
@@ -42,7 +42,6 @@ struct DirState {
   struct timespec index_mtime {};  // backing mtime the index was loaded at
   struct timespec index_ctime {};
   std::chrono::steady_clock::time_point index_loaded_at{};
-  uint64_t generation = 0;  // bumped by every change; an index loaded before a change is void
   // Outside changes are reported by the watcher, so the index needs no change-time check.
   bool watched = false;
 
@@ -55,11 +54,11 @@ struct Inode {
   uint64_t id = 0;
   uint64_t backing_ino = 0;
   dev_t backing_dev = 0;
-  mode_t type = 0;  // S_IFMT bits
-  backing::FileHandle handle;   // how to reopen the file; immutable once in the table
-  uint64_t generation = 0;      // FUSE generation: digest of the handle; immutable
-  backing::UniqueFd pinned_fd;  // only when the backing fs has no file handles
-  uint64_t nlookup = 0;         // guarded by InodeTable::mutex_
+  mode_t type = 0;                // S_IFMT bits
+  backing::FileHandle handle;     // how to reopen the file; immutable once in the table
+  uint64_t generation = 0;        // FUSE generation: digest of the handle; immutable
+  backing::UniqueFd pinned_fd;    // only when the backing fs has no file handles
+  uint64_t nlookup = 0;           // guarded by InodeTable::mutex_
   std::unique_ptr<DirState> dir;  // directories only; set at creation, never replaced
 
   bool is_dir() const { return dir != nullptr; }

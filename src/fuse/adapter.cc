@@ -24,8 +24,12 @@ struct State {
   bool no_opendir = false;  // the kernel skips OPENDIR/RELEASEDIR once opendir says ENOSYS
 };
 
-State* state(fuse_req_t req) { return static_cast<State*>(fuse_req_userdata(req)); }
-fs::Filesystem& fsys(fuse_req_t req) { return *state(req)->fs; }
+State* state(fuse_req_t req) {
+  return static_cast<State*>(fuse_req_userdata(req));
+}
+fs::Filesystem& fsys(fuse_req_t req) {
+  return *state(req)->fs;
+}
 
 fs::Context context(fuse_req_t req) {
   const struct fuse_ctx* c = fuse_req_ctx(req);
@@ -209,8 +213,10 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
   guarded(req, [&] {
     std::string target;
     const int err = fsys(req).readlink(ino, &target);
-    if (err != 0) fuse_reply_err(req, err);
-    else fuse_reply_readlink(req, target.c_str());
+    if (err != 0)
+      fuse_reply_err(req, err);
+    else
+      fuse_reply_readlink(req, target.c_str());
   });
 }
 
@@ -222,13 +228,15 @@ void op_statfs(fuse_req_t req, fuse_ino_t ino) {
   guarded(req, [&] {
     struct statvfs st;
     const int err = fsys(req).statfs(ino, &st);
-    if (err != 0) fuse_reply_err(req, err);
-    else fuse_reply_statfs(req, &st);
+    if (err != 0)
+      fuse_reply_err(req, err);
+    else
+      fuse_reply_statfs(req, &st);
   });
 }
 
-void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
-                 size_t size, int flags) {
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+                 int flags) {
   guarded(req, [&] {
     fuse_reply_err(req, fsys(req).setxattr(ino, name, std::string_view(value, size), flags));
   });
@@ -239,9 +247,12 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
     std::string value;
     size_t needed = 0;
     const int err = fsys(req).getxattr(ino, name, size, &value, &needed);
-    if (err != 0) fuse_reply_err(req, err);
-    else if (size == 0) fuse_reply_xattr(req, needed);
-    else fuse_reply_buf(req, value.data(), value.size());
+    if (err != 0)
+      fuse_reply_err(req, err);
+    else if (size == 0)
+      fuse_reply_xattr(req, needed);
+    else
+      fuse_reply_buf(req, value.data(), value.size());
   });
 }
 
@@ -250,9 +261,12 @@ void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
     std::string list;
     size_t needed = 0;
     const int err = fsys(req).listxattr(ino, size, &list, &needed);
-    if (err != 0) fuse_reply_err(req, err);
-    else if (size == 0) fuse_reply_xattr(req, needed);
-    else fuse_reply_buf(req, list.data(), list.size());
+    if (err != 0)
+      fuse_reply_err(req, err);
+    else if (size == 0)
+      fuse_reply_xattr(req, needed);
+    else
+      fuse_reply_buf(req, list.data(), list.size());
   });
 }
 
@@ -313,8 +327,10 @@ void op_write_buf(fuse_req_t req, fuse_ino_t, struct fuse_bufvec* in, off_t off,
   out.buf[0].fd = fsys(req).file_fd(fi->fh);
   out.buf[0].pos = off;
   const ssize_t n = fuse_buf_copy(&out, in, FUSE_BUF_SPLICE_NONBLOCK);
-  if (n < 0) fuse_reply_err(req, static_cast<int>(-n));
-  else fuse_reply_write(req, static_cast<size_t>(n));
+  if (n < 0)
+    fuse_reply_err(req, static_cast<int>(-n));
+  else
+    fuse_reply_write(req, static_cast<size_t>(n));
 }
 
 void op_flush(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
@@ -337,8 +353,10 @@ void op_fallocate(fuse_req_t req, fuse_ino_t, int mode, off_t offset, off_t leng
 void op_lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, struct fuse_file_info* fi) {
   off_t result = 0;
   const int err = fsys(req).lseek(fi->fh, off, whence, &result);
-  if (err != 0) fuse_reply_err(req, err);
-  else fuse_reply_lseek(req, result);
+  if (err != 0)
+    fuse_reply_err(req, err);
+  else
+    fuse_reply_lseek(req, result);
 }
 
 void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in, struct fuse_file_info* fi_in,
@@ -347,8 +365,10 @@ void op_copy_file_range(fuse_req_t req, fuse_ino_t, off_t off_in, struct fuse_fi
   size_t copied = 0;
   const int err =
       fsys(req).copy_file_range(fi_in->fh, off_in, fi_out->fh, off_out, len, flags, &copied);
-  if (err != 0) fuse_reply_err(req, err);
-  else fuse_reply_write(req, copied);
+  if (err != 0)
+    fuse_reply_err(req, err);
+  else
+    fuse_reply_write(req, copied);
 }
 
 // --- directories -----------------------------------------------------------------------------
@@ -370,48 +390,68 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
   });
 }
 
-void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
-                struct fuse_file_info*) {
+// A readdir reply buffer of the kernel's size, filled one entry at a time.
+class DirReply {
+ public:
+  DirReply(fuse_req_t req, size_t size) : req_(req), buf_(size) {}
+  // `add_entry(buf, room)` packs one entry (fuse_add_direntry or _plus) and returns the room it
+  // needs. False when it did not fit: the listing stops there.
+  template <typename Add>
+  bool add(Add&& add_entry) {
+    const size_t room = buf_.size() - used_;
+    const size_t need = add_entry(buf_.data() + used_, room);
+    if (need > room) return false;
+    used_ += need;
+    return true;
+  }
+  void send(int err) {
+    if (err != 0 && used_ == 0)
+      fuse_reply_err(req_, err);
+    else
+      fuse_reply_buf(req_, buf_.data(), used_);
+  }
+
+ private:
+  fuse_req_t req_;
+  std::vector<char> buf_;
+  size_t used_ = 0;
+};
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, struct fuse_file_info*) {
   guarded(req, [&] {
-    std::vector<char> buf(size);
-    size_t used = 0;
+    DirReply reply(req, size);
     const int err = fsys(req).readdir(
-        ino, offset, [&](std::string_view name, uint64_t d_ino, mode_t type, off_t next) {
+        ino, offset,
+        [&](std::string_view name, uint64_t d_ino, mode_t type, off_t next) {
           struct stat st;
           memset(&st, 0, sizeof(st));
           st.st_ino = d_ino;
           st.st_mode = type;
           const std::string n(name);
-          const size_t need = fuse_add_direntry(req, buf.data() + used, size - used, n.c_str(),
-                                                &st, next);
-          if (need > size - used) return false;
-          used += need;
-          return true;
+          return reply.add([&](char* buf, size_t room) {
+            return fuse_add_direntry(req, buf, room, n.c_str(), &st, next);
+          });
         },
         size);
-    if (err != 0 && used == 0) fuse_reply_err(req, err);
-    else fuse_reply_buf(req, buf.data(), used);
+    reply.send(err);
   });
 }
 
 void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
                     struct fuse_file_info*) {
   guarded(req, [&] {
-    std::vector<char> buf(size);
-    size_t used = 0;
+    DirReply reply(req, size);
     const int err = fsys(req).readdirplus(
-        ino, offset, [&](std::string_view name, const fs::EntryOut& out, off_t next) {
+        ino, offset,
+        [&](std::string_view name, const fs::EntryOut& out, off_t next) {
           struct fuse_entry_param e = to_entry_param(out);
           const std::string n(name);
-          const size_t need = fuse_add_direntry_plus(req, buf.data() + used, size - used,
-                                                     n.c_str(), &e, next);
-          if (need > size - used) return false;
-          used += need;
-          return true;
+          return reply.add([&](char* buf, size_t room) {
+            return fuse_add_direntry_plus(req, buf, room, n.c_str(), &e, next);
+          });
         },
         size);
-    if (err != 0 && used == 0) fuse_reply_err(req, err);
-    else fuse_reply_buf(req, buf.data(), used);
+    reply.send(err);
   });
 }
 
@@ -437,8 +477,10 @@ void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, struct fu
     if (command == static_cast<uint32_t>(FS_IOC_GETFLAGS)) {
       uint32_t value = 0;
       const int err = fsys(req).get_flags(ino, &value);
-      if (err != 0) fuse_reply_err(req, err);
-      else fuse_reply_ioctl(req, 0, &value, out_bufsz < sizeof(value) ? out_bufsz : sizeof(value));
+      if (err != 0)
+        fuse_reply_err(req, err);
+      else
+        fuse_reply_ioctl(req, 0, &value, out_bufsz < sizeof(value) ? out_bufsz : sizeof(value));
     } else if (command == static_cast<uint32_t>(FS_IOC_SETFLAGS)) {
       uint32_t value = 0;
       if (in_bufsz < sizeof(value)) {
@@ -447,13 +489,17 @@ void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, struct fu
       }
       memcpy(&value, in_buf, sizeof(value));
       const int err = fsys(req).set_flags(context(req), ino, value);
-      if (err != 0) fuse_reply_err(req, err);
-      else fuse_reply_ioctl(req, 0, nullptr, 0);
+      if (err != 0)
+        fuse_reply_err(req, err);
+      else
+        fuse_reply_ioctl(req, 0, nullptr, 0);
     } else if (command == static_cast<uint32_t>(FS_IOC_FSGETXATTR)) {
       struct fsxattr fsx;
       const int err = fsys(req).get_fsxattr(ino, &fsx);
-      if (err != 0) fuse_reply_err(req, err);
-      else fuse_reply_ioctl(req, 0, &fsx, out_bufsz < sizeof(fsx) ? out_bufsz : sizeof(fsx));
+      if (err != 0)
+        fuse_reply_err(req, err);
+      else
+        fuse_reply_ioctl(req, 0, &fsx, out_bufsz < sizeof(fsx) ? out_bufsz : sizeof(fsx));
     } else if (command == static_cast<uint32_t>(FS_IOC_FSSETXATTR)) {
       struct fsxattr fsx;
       if (in_bufsz < sizeof(fsx)) {
@@ -462,8 +508,10 @@ void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, struct fu
       }
       memcpy(&fsx, in_buf, sizeof(fsx));
       const int err = fsys(req).set_fsxattr(ino, &fsx);
-      if (err != 0) fuse_reply_err(req, err);
-      else fuse_reply_ioctl(req, 0, nullptr, 0);
+      if (err != 0)
+        fuse_reply_err(req, err);
+      else
+        fuse_reply_ioctl(req, 0, nullptr, 0);
     } else {
       fuse_reply_err(req, ENOTTY);
     }
@@ -523,6 +571,8 @@ void* make_userdata(fs::Filesystem* fs, EpochNotifier* notifier) {
   return new State{fs, notifier};
 }
 
-void free_userdata(void* userdata) { delete static_cast<State*>(userdata); }
+void free_userdata(void* userdata) {
+  delete static_cast<State*>(userdata);
+}
 
 }  // namespace foldfs::fuse

@@ -41,9 +41,4 @@ bool KernelDentries::may_hold_other(uint64_t epoch, uint64_t key_hash, std::stri
   return it->second != h;
 }
 
-void KernelDentries::forget(uint64_t key_hash) {
-  std::lock_guard lock(mutex_);
-  by_key_.erase(key_hash);
-}
-
 }  // namespace foldfs::names

@@ -31,7 +31,6 @@ class KernelDentries {
   // Returns false when the record is full and nothing was noted.
   bool note(uint64_t epoch, uint64_t key_hash, std::string_view spelling);
   bool may_hold_other(uint64_t epoch, uint64_t key_hash, std::string_view spelling);
-  void forget(uint64_t key_hash);
 
  private:
   static constexpr uint64_t kMany = 0;  // several spellings seen (spelling hashes are odd)

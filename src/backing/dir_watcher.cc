@@ -12,33 +12,45 @@
 namespace foldfs::backing {
 namespace {
 
-constexpr uint64_t kDirentEvents =
-    FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO | FAN_ONDIR;
+constexpr uint64_t kDirentEvents = FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO;
+// Attributes (mode, owner, times, links, xattrs) and data of the directory and its children.
+constexpr uint64_t kInodeEvents = FAN_ATTRIB | FAN_MODIFY | FAN_EVENT_ON_CHILD;
+constexpr uint64_t kEvents = kDirentEvents | kInodeEvents | FAN_ONDIR;
+
+// An event is its metadata, a file handle (at most MAX_HANDLE_SZ = 128 bytes) and a name (at
+// most 255 bytes) with their headers: well under this.
+constexpr size_t kLargestEvent = 1024;
 
 }  // namespace
 
-std::unique_ptr<DirWatcher> DirWatcher::start(Callback callback, int* error) {
+std::unique_ptr<DirWatcher> DirWatcher::start(Callback callback, Idle idle, int* error) {
   const int fan = ::fanotify_init(
       FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY);
   if (fan < 0) {
     *error = errno;
     return nullptr;
   }
-  const int wake = ::eventfd(0, EFD_CLOEXEC);
+  const int wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake < 0) {
     *error = errno;
     ::close(fan);
     return nullptr;
   }
-  std::unique_ptr<DirWatcher> w(new DirWatcher(UniqueFd(fan), UniqueFd(wake), std::move(callback)));
+  std::unique_ptr<DirWatcher> w(
+      new DirWatcher(UniqueFd(fan), UniqueFd(wake), std::move(callback), std::move(idle)));
   w->thread_ = std::thread([raw = w.get()] { raw->run(); });
   return w;
 }
 
-DirWatcher::DirWatcher(UniqueFd fanotify, UniqueFd wakeup, Callback callback)
-    : fanotify_(std::move(fanotify)), wakeup_(std::move(wakeup)), callback_(std::move(callback)) {}
+DirWatcher::DirWatcher(UniqueFd fanotify, UniqueFd wakeup, Callback callback, Idle idle)
+    : fanotify_(std::move(fanotify)),
+      wakeup_(std::move(wakeup)),
+      callback_(std::move(callback)),
+      idle_(std::move(idle)),
+      self_(::getpid()) {}
 
 DirWatcher::~DirWatcher() {
+  stopping_ = true;
   const uint64_t one = 1;
   if (::write(wakeup_.get(), &one, sizeof(one)) < 0) {
     // The thread would block forever; nothing sensible to do but detach it.
@@ -50,15 +62,14 @@ DirWatcher::~DirWatcher() {
 
 int DirWatcher::watch(int dirfd) {
   // "." relative to the descriptor: an O_PATH descriptor is refused as the object itself.
-  if (::fanotify_mark(fanotify_.get(), FAN_MARK_ADD | FAN_MARK_ONLYDIR, kDirentEvents, dirfd,
-                      ".") != 0) {
+  if (::fanotify_mark(fanotify_.get(), FAN_MARK_ADD | FAN_MARK_ONLYDIR, kEvents, dirfd, ".") != 0) {
     return errno;
   }
   return 0;
 }
 
 void DirWatcher::unwatch(int dirfd) {
-  ::fanotify_mark(fanotify_.get(), FAN_MARK_REMOVE | FAN_MARK_ONLYDIR, kDirentEvents, dirfd, ".");
+  ::fanotify_mark(fanotify_.get(), FAN_MARK_REMOVE | FAN_MARK_ONLYDIR, kEvents, dirfd, ".");
 }
 
 void DirWatcher::run() {
@@ -68,10 +79,23 @@ void DirWatcher::run() {
       if (errno == EINTR) continue;
       return;
     }
-    if (fds[1].revents) return;
-    std::lock_guard lock(read_mutex_);
-    drain();
+    if (fds[1].revents) {
+      uint64_t count;
+      if (::read(wakeup_.get(), &count, sizeof(count)) < 0 && errno != EAGAIN) return;
+      if (stopping_) return;
+    }
+    {
+      std::lock_guard lock(read_mutex_);
+      drain();
+    }
+    if (idle_) idle_();
+    ::usleep(kBatchPauseMs * 1000);
   }
+}
+
+void DirWatcher::kick() {
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wakeup_.get(), &one, sizeof(one));
 }
 
 void DirWatcher::catch_up() {
@@ -88,11 +112,13 @@ void DirWatcher::drain() {
       return;  // EAGAIN: the queue is empty
     }
     dispatch(buf, static_cast<size_t>(n));
+    // fanotify fills a read with queued events until the queue is empty or the next one does
+    // not fit; well short of the buffer means empty, so the EAGAIN read can be skipped.
+    if (static_cast<size_t>(n) + kLargestEvent <= sizeof(buf)) return;
   }
 }
 
 void DirWatcher::dispatch(const char* buf, size_t len) {
-  const pid_t self = ::getpid();
   auto* meta = reinterpret_cast<const struct fanotify_event_metadata*>(buf);
   for (; FAN_EVENT_OK(meta, len); meta = FAN_EVENT_NEXT(meta, len)) {
     if (meta->vers != FANOTIFY_METADATA_VERSION) return;
@@ -102,7 +128,7 @@ void DirWatcher::dispatch(const char* buf, size_t len) {
       callback_(e);
       continue;
     }
-    if (meta->pid == self) continue;  // our own change: already applied
+    if (meta->pid == self_) continue;  // our own change: already applied
     const char* info = reinterpret_cast<const char*>(meta) + meta->metadata_len;
     const char* end = reinterpret_cast<const char*>(meta) + meta->event_len;
     while (info + sizeof(struct fanotify_event_info_header) <= end) {
@@ -115,6 +141,8 @@ void DirWatcher::dispatch(const char* buf, size_t len) {
         Event e;
         e.dir.assign_raw(fh->handle_type, fh->f_handle, fh->handle_bytes);
         e.name = name;
+        e.names_changed = (meta->mask & kDirentEvents) != 0;
+        e.attributes_changed = (meta->mask & (FAN_ATTRIB | FAN_MODIFY)) != 0;
         callback_(e);
       }
       info += hdr->len;

@@ -1,19 +1,26 @@
 // Watches backing directories for changes made by anyone but this process (fanotify, with
 // directory file handles and names in the events).
 //
-// Coherence contract: after a change to a watched directory made by another process (another
-// program, a second foldfs mount of the same tree), the callback runs on the watcher's thread
-// with that directory's handle and the name involved, typically within a millisecond. Changes
-// made by this process are not reported: the filesystem applies those itself. When the kernel's
-// event queue overflows, one event with `overflow` set reports that anything may have changed.
+// Coherence contract: after a change made by another process (another program, a second foldfs
+// mount of the same tree) to a watched directory's names, or to the attributes or data of the
+// directory or of a file in it, the callback runs on the watcher's thread with that directory's
+// handle and the name involved ("." for the directory itself), within a few milliseconds
+// (kBatchPause). Changes made by this process are not reported: the filesystem applies those
+// itself. When the kernel's event queue overflows, one event with `overflow` set reports that
+// anything may have changed.
 //
 // catch_up() closes the remaining window: a change that returned before catch_up() was called
 // has been delivered to the callback when it returns (fanotify queues the event inside the
 // changing system call).
 //
+// After each batch of events, and after kick(), `idle` runs on the watcher's thread with no
+// lock of the watcher held: the place for work that must not run inside a request handler.
+//
 // Lock order: read_mutex_ is held while the callback runs; the callback may take the
 // filesystem's directory index locks, so never call catch_up() holding one of those.
 #pragma once
+
+#include <sys/types.h>
 
 #include <atomic>
 #include <functional>
@@ -34,12 +41,19 @@ class DirWatcher {
     FileHandle dir;
     std::string name;
     bool overflow = false;
+    bool names_changed = false;       // `name` appeared, disappeared or moved
+    bool attributes_changed = false;  // attributes or data of `name` changed
   };
   using Callback = std::function<void(const Event&)>;
+  using Idle = std::function<void()>;
+
+  // How long the thread rests after a batch: our own changes queue events too (fanotify cannot
+  // filter them out), and waking for each would cost every create a context switch.
+  static constexpr int kBatchPauseMs = 2;
 
   // Returns nullptr and sets *error when fanotify is not available (not root, or a backing
   // filesystem that cannot report directory handles).
-  static std::unique_ptr<DirWatcher> start(Callback callback, int* error);
+  static std::unique_ptr<DirWatcher> start(Callback callback, Idle idle, int* error);
   ~DirWatcher();
 
   // Starts or stops watching the directory `dirfd` holds (O_PATH is fine). 0 or an errno.
@@ -49,16 +63,22 @@ class DirWatcher {
   // Delivers every event already queued before returning (from the calling thread if need be).
   void catch_up();
 
+  // Makes the watcher's thread run `idle` soon.
+  void kick();
+
  private:
-  DirWatcher(UniqueFd fanotify, UniqueFd wakeup, Callback callback);
+  DirWatcher(UniqueFd fanotify, UniqueFd wakeup, Callback callback, Idle idle);
   void run();
   void drain();  // requires read_mutex_
   void dispatch(const char* buf, size_t len);
 
   std::mutex read_mutex_;  // one reader of the fanotify queue at a time
   UniqueFd fanotify_;
-  UniqueFd wakeup_;  // eventfd: written by the destructor to stop the thread
+  UniqueFd wakeup_;  // eventfd: written by kick() and by the destructor
+  std::atomic<bool> stopping_{false};
   Callback callback_;
+  Idle idle_;
+  const pid_t self_;  // the daemon: its own changes are skipped
   std::thread thread_;
 };
 

@@ -52,6 +52,13 @@ int FileHandle::open(int mount_fd, int flags) const {
   return fd >= 0 ? fd : -errno;
 }
 
+bool FileHandle::ino32(uint32_t* ino) const {
+  constexpr int kIno32Gen = 1;  // FILEID_INO32_GEN
+  if (type_ != kIno32Gen || size_ != 8) return false;
+  std::memcpy(ino, bytes_, sizeof(*ino));  // native byte order, as the kernel wrote it
+  return true;
+}
+
 uint64_t FileHandle::node_bits() const {
   uint64_t v = 0;
   for (uint32_t i = 0; i < 8 && i < size_; ++i) v |= static_cast<uint64_t>(bytes_[i]) << (8 * i);

@@ -1,14 +1,14 @@
 // Open files and directories: open, create, flush, release, fsync, fallocate, lseek,
 // copy_file_range, opendir, readdir, releasedir, fsyncdir.
 #include <dirent.h>
-
-#include <algorithm>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include "backing/dir_reader.h"
 #include "fs/dir_lock.h"
@@ -25,8 +25,12 @@ struct OpenFile {
   UniqueFd fd;
 };
 
-OpenFile* as_file(uint64_t fh) { return reinterpret_cast<OpenFile*>(fh); }
-uint64_t to_fh(void* p) { return reinterpret_cast<uint64_t>(p); }
+OpenFile* as_file(uint64_t fh) {
+  return reinterpret_cast<OpenFile*>(fh);
+}
+uint64_t to_fh(void* p) {
+  return reinterpret_cast<uint64_t>(p);
+}
 
 constexpr int kCreateOnlyFlags = O_CREAT | O_EXCL | O_NOCTTY;
 
@@ -92,9 +96,8 @@ int Filesystem::create(const Context& ctx, uint64_t parent, std::string_view nam
     }
     if (casefold) index_change(*dir, dirfd->get(), stored, {});
   }
-  if (casefold) invalidate_if_other_spelling(*dir, name, exists ? stored : std::string());
+  note_change(*dir, name, exists ? stored : std::string(), false);
   if (int e = make_entry(*dir, dirfd->get(), stored, out); e != 0) return e;
-  note_kernel_entry(*dir, name, false);
   *fh = to_fh(new OpenFile{std::move(fd)});
   return 0;
 }
@@ -111,15 +114,18 @@ int Filesystem::may_open_existing(const Context& ctx, const struct stat& st, int
   if (ctx.uid == st.st_uid) {
     bits = (st.st_mode >> 6) & 07;
   } else if (ctx.gid == st.st_gid ||
-             std::find(ctx.groups.begin(), ctx.groups.end(), st.st_gid) != ctx.groups.end()) {
+             (ctx.in_supplementary_group && ctx.in_supplementary_group(st.st_gid))) {
     bits = (st.st_mode >> 3) & 07;
   }
   return (bits & want) == want ? 0 : EACCES;
 }
 
-int Filesystem::file_fd(uint64_t fh) const { return as_file(fh)->fd.get(); }
+int Filesystem::file_fd(uint64_t fh) const {
+  return as_file(fh)->fd.get();
+}
 
 int Filesystem::flush(uint64_t fh) {
+  if (!network_backing_) return ENOSYS;
   // Closing a duplicate reports delayed write errors (NFS backing) without closing the file.
   const int dup = ::dup(as_file(fh)->fd.get());
   if (dup < 0) return errno;
@@ -189,7 +195,8 @@ int Filesystem::scan_directory(
   if (raw < 0) return -raw;
   UniqueFd fd(raw);
   return backing::scan_directory(
-      fd.get(), offset, [&](const char* name, uint64_t ino, unsigned char type, off_t next) {
+      fd.get(), offset,
+      [&](const char* name, uint64_t ino, unsigned char type, off_t next) {
         return visit(fd.get(), name, ino, type, next);
       },
       chunk);
@@ -199,11 +206,12 @@ int Filesystem::readdir(uint64_t ino, off_t offset, const DirEmit& emit, size_t 
   catch_up_outside_changes();
   std::shared_ptr<Inode> dir;
   if (int err = dir_inode(ino, &dir); err != 0) return err;
-  return scan_directory(dir, offset,
-                        [&](int, const char* name, uint64_t d_ino, unsigned char type, off_t next) {
-                          return emit(name, d_ino, DTTOIF(type), next);
-                        },
-                        reply_bytes);  // FUSE and getdents64 records are about the same size
+  return scan_directory(
+      dir, offset,
+      [&](int, const char* name, uint64_t d_ino, unsigned char type, off_t next) {
+        return emit(name, d_ino, DTTOIF(type), next);
+      },
+      reply_bytes);  // FUSE and getdents64 records are about the same size
 }
 
 // readdir with each entry's attributes: the kernel caches the entries as dentries, so `ls -l`,
@@ -218,7 +226,8 @@ int Filesystem::readdirplus(uint64_t ino, off_t offset, const DirPlusEmit& emit,
   DirLock lock(*dir->dir, DirLock::kRead);
   if (casefolded(*dir)) dir->dir->listed_epoch = epoch_.load();
   return scan_directory(
-      dir, offset, [&](int fd, const char* name, uint64_t d_ino, unsigned char type, off_t next) {
+      dir, offset,
+      [&](int fd, const char* name, uint64_t d_ino, unsigned char type, off_t next) {
         EntryOut out;
         if (is_dot_name(name) || make_entry(*dir, fd, name, &out) != 0) {
           out = EntryOut();  // no dentry for this one: the kernel looks it up if it needs it
@@ -232,7 +241,9 @@ int Filesystem::readdirplus(uint64_t ino, off_t offset, const DirPlusEmit& emit,
       reply_bytes / 4);  // a FUSE entry with attributes is ~4x a getdents64 record
 }
 
-int Filesystem::releasedir(uint64_t) { return 0; }
+int Filesystem::releasedir(uint64_t) {
+  return 0;
+}
 
 int Filesystem::fsyncdir(uint64_t ino, bool datasync) {
   std::shared_ptr<Inode> dir;

@@ -49,7 +49,10 @@ Filesystem::Filesystem(const Options& options, UniqueFd root, UniqueFd mount_fd)
       mount_fd_(std::move(mount_fd)),
       fds_(options.fd_cache_capacity) {}
 
-Filesystem::~Filesystem() = default;
+// The watcher thread calls into every other member: it stops first.
+Filesystem::~Filesystem() {
+  watcher_.reset();
+}
 
 names::FoldRules Filesystem::rules() const {
   return {unicode::Version::kUtf8_12_1,
@@ -77,6 +80,9 @@ std::unique_ptr<Filesystem> Filesystem::open(const std::string& backing, const O
   fs->root_dev_ = st.st_dev;
   fs->root_ino_ = st.st_ino;
   fs->backing_path_ = backing;
+  struct statfs sfs;
+  fs->network_backing_ =
+      ::fstatfs(fs->root_fd_.get(), &sfs) == 0 && is_network_filesystem(sfs.f_type);
 
   auto inode = std::make_shared<Inode>();
   inode->id = kRootId;
@@ -87,6 +93,8 @@ std::unique_ptr<Filesystem> Filesystem::open(const std::string& backing, const O
     inode->pinned_fd = UniqueFd(::fcntl(fs->root_fd_.get(), F_DUPFD_CLOEXEC, 0));
   }
   inode->generation = 0;
+  uint32_t ino32 = 0;
+  fs->handles_carry_ino_ = inode->handle.ino32(&ino32) && ino32 == st.st_ino;
   if (!inode->handle.empty() && inode->handle.size() <= backing::FileHandle::kCompactBytes) {
     fs->compact_ids_ = true;
     fs->handle_type_ = inode->handle.type();
@@ -191,11 +199,43 @@ bool Filesystem::casefolded(const Inode& dir) const {
 int Filesystem::entry_from_fd(UniqueFd fd, EntryOut* out) {
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return errno;
+  backing::FileHandle handle;
+  if (handle.assign_from(fd.get(), "") != 0) handle = backing::FileHandle();
+  return entry_from(std::move(fd), st, handle, out);
+}
+
+// A non-directory's entry without opening it (two system calls instead of four, counting the
+// close of the descriptor it would push out of the cache). Where handles carry the inode number
+// (checked at mount), a handle and a stat of the same name that agree on it name the same
+// file; if the name changed in between they disagree and the caller opens the file instead.
+bool Filesystem::entry_without_fd(int dirfd, const std::string& name,
+                                  const std::optional<struct stat>& known, EntryOut* out,
+                                  int* err) {
+  if (!handles_carry_ino_) return false;
+  backing::FileHandle handle;
+  if (handle.assign_from(dirfd, name.c_str()) != 0) return false;
+  struct stat st;
+  if (known) {
+    st = *known;
+  } else if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return false;
+  }
+  uint32_t ino = 0;
+  if (S_ISDIR(st.st_mode) || st.st_dev != root_dev_ || !handle.ino32(&ino) || ino != st.st_ino)
+    return false;
+  *err = entry_from(UniqueFd(), st, handle, out);
+  return true;
+}
+
+// `fd`: a descriptor of the file (required for directories and files without a handle), or
+// none.
+int Filesystem::entry_from(UniqueFd fd, const struct stat& st, const backing::FileHandle& handle,
+                           EntryOut* out) {
   auto fresh = std::make_shared<Inode>();
   fresh->backing_ino = st.st_ino;
   fresh->backing_dev = st.st_dev;
   fresh->type = st.st_mode & S_IFMT;
-  if (fresh->handle.assign_from(fd.get(), "") != 0) fresh->handle = backing::FileHandle();
+  fresh->handle = handle;
   if (st.st_dev == root_dev_ && st.st_ino == root_ino_) {
     fresh->id = kRootId;  // ".." of a top-level directory, or "." of the root
     fresh->generation = 0;
@@ -237,14 +277,18 @@ int Filesystem::entry_from_fd(UniqueFd fd, EntryOut* out) {
   out->ino = inode->id;
   out->generation = inode->generation;
   out->attr = st;
-  out->attr_timeout = options_.attr_timeout;
+  out->attr_timeout = attr_timeout();
   return 0;
 }
 
-int Filesystem::make_entry(Inode& parent, int dirfd, const std::string& stored, EntryOut* out) {
-  UniqueFd fd(::openat(dirfd, stored.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd.valid()) return errno;
-  const int err = entry_from_fd(std::move(fd), out);
+int Filesystem::make_entry(Inode& parent, int dirfd, const std::string& stored, EntryOut* out,
+                           const std::optional<struct stat>& known) {
+  int err = 0;
+  if (!entry_without_fd(dirfd, stored, known, out, &err)) {
+    UniqueFd fd(::openat(dirfd, stored.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid()) return errno;
+    err = entry_from_fd(std::move(fd), out);
+  }
   if (err == 0) out->entry_timeout = entry_timeout_for(parent, false);
   return err;
 }
@@ -281,8 +325,7 @@ void Filesystem::start_services() {
 }
 
 void Filesystem::start_watching(const std::string& backing) {
-  struct statfs sfs;
-  if (::statfs(backing.c_str(), &sfs) == 0 && is_network_filesystem(sfs.f_type)) {
+  if (network_backing_) {
     std::fprintf(stderr,
                  "foldfs: %s is on a network filesystem: changes made elsewhere are seen by "
                  "revalidation (outside=revalidate)\n",
@@ -291,7 +334,8 @@ void Filesystem::start_watching(const std::string& backing) {
   }
   int err = 0;
   watcher_ = backing::DirWatcher::start(
-      [this](const backing::DirWatcher::Event& e) { on_outside_change(e); }, &err);
+      [this](const backing::DirWatcher::Event& e) { on_outside_change(e); },
+      [this] { send_inode_invalidations(); }, &err);
   if (!watcher_) {
     std::fprintf(stderr,
                  "foldfs: cannot watch %s for outside changes (fanotify: %s): using "
@@ -310,8 +354,10 @@ void Filesystem::watch_directory(Inode& dir, int fd) {
   dir.dir->index.clear();
 }
 
-// Runs on the watcher's thread. The index learns the change, then the kernel forgets every
-// dentry, so that another spelling or a miss it cached cannot outlive the change.
+// Runs on the watcher's thread, or in a request that catches up. A change of names: the index
+// learns it, then the kernel forgets every dentry, so that another spelling or a miss it cached
+// cannot outlive the change. A change of attributes or data: the kernel forgets that inode's
+// attributes and pages, from the watcher's thread (send_inode_invalidations()).
 void Filesystem::on_outside_change(const backing::DirWatcher::Event& event) {
   counters_.outside_changes++;
   if (event.overflow) {
@@ -320,6 +366,7 @@ void Filesystem::on_outside_change(const backing::DirWatcher::Event& event) {
       dir->dir->index.clear();
     }
     invalidate_kernel_dentries();
+    queue_inode_invalidations(inodes_.ids());
     return;
   }
   std::shared_ptr<Inode> dir;
@@ -333,6 +380,9 @@ void Filesystem::on_outside_change(const backing::DirWatcher::Event& event) {
     return;  // the kernel holds nothing there
   int err = 0;
   SharedFd dirfd = path_fd(dir, &err);
+  if (event.attributes_changed)
+    note_outside_attribute_change(*dir, dirfd ? dirfd->get() : -1, event.name);
+  if (!event.names_changed) return;
   {
     std::lock_guard lock(dir->dir->index_lock);
     if (dir->dir->index.complete()) {
@@ -347,6 +397,56 @@ void Filesystem::on_outside_change(const backing::DirWatcher::Event& event) {
     }
   }
   invalidate_kernel_dentries();
+}
+
+void Filesystem::note_outside_attribute_change(const Inode& dir, int dirfd,
+                                               const std::string& name) {
+  if (name == ".") {
+    queue_inode_invalidations({dir.id});
+    return;
+  }
+  backing::FileHandle handle;
+  if (dirfd < 0 || handle.assign_from(dirfd, name.c_str()) != 0) return;  // gone already
+  if (!compact_ids_ || handle.type() != handle_type_ || handle.size() != handle_size_) return;
+  auto node = inodes_.get(handle.node_bits());
+  if (node && node->handle == handle) queue_inode_invalidations({node->id});
+}
+
+void Filesystem::queue_inode_invalidations(const std::vector<uint64_t>& ids) {
+  if (ids.empty() || !watcher_) return;
+  bool was_empty = false;
+  {
+    std::lock_guard lock(pending_mutex_);
+    was_empty = pending_inode_invalidations_.empty();
+    pending_inode_invalidations_.insert(pending_inode_invalidations_.end(), ids.begin(), ids.end());
+  }
+  if (was_empty) watcher_->kick();  // from a request's catch-up: the watcher sends them
+}
+
+void Filesystem::send_inode_invalidations() {
+  std::vector<uint64_t> ids;
+  {
+    std::lock_guard lock(pending_mutex_);
+    ids.swap(pending_inode_invalidations_);
+  }
+  if (ids.empty() || !notifier_) return;
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  for (uint64_t id : ids) notifier_->invalidate_inode(id);
+}
+
+bool Filesystem::changes_pushed() const {
+  return watcher_ && notifier_ && notifier_->can_invalidate_all() &&
+         !options_.debug_no_invalidation;
+}
+
+double Filesystem::timeout_or_auto(double option, bool pushed) const {
+  if (option != Options::kAutoTimeout) return option;
+  return pushed ? Options::kPushedTimeout : Options::kPolledTimeout;
+}
+
+double Filesystem::attr_timeout() const {
+  return timeout_or_auto(options_.attr_timeout, changes_pushed());
 }
 
 bool Filesystem::is_casefolded(uint64_t ino) {
@@ -387,7 +487,8 @@ int Filesystem::ensure_index_locked(DirState& dir, int dirfd, bool* loaded, long
   struct stat st;
   if (::fstat(dirfd, &st) != 0) return errno;
   const auto max_age =
-      std::chrono::duration<double>(std::max(options_.entry_timeout, options_.negative_timeout));
+      std::chrono::duration<double>(std::max(timeout_or_auto(options_.entry_timeout, false),
+                                             timeout_or_auto(options_.negative_timeout, false)));
   const bool fresh = dir.index.complete() && st.st_mtim.tv_sec == dir.index_mtime.tv_sec &&
                      st.st_mtim.tv_nsec == dir.index_mtime.tv_nsec &&
                      st.st_ctim.tv_sec == dir.index_ctime.tv_sec &&
@@ -414,7 +515,8 @@ int Filesystem::ensure_index_locked(DirState& dir, int dirfd, bool* loaded, long
 // exists (checked first: cheapest, and it keeps every entry of a directory with collisions
 // reachable), else the bytewise smallest equivalent. Requires dir.ns_lock (either mode).
 int Filesystem::resolve_locked(const std::shared_ptr<Inode>& dir_ptr, int dirfd,
-                               std::string_view name, std::string* stored) {
+                               std::string_view name, std::string* stored,
+                               std::optional<struct stat>* exact_stat) {
   Inode& dir = *dir_ptr;
   {
     // Callers took in every outside change queued before their request (lookup(),
@@ -429,32 +531,37 @@ int Filesystem::resolve_locked(const std::shared_ptr<Inode>& dir_ptr, int dirfd,
       return 0;
     }
   }
+  // Loads or revalidates the index and accounts for what that changed; then `use` runs with
+  // the index lock held.
+  auto with_fresh_index = [&](bool only_if_loaded, auto&& use) {
+    bool loaded = false;
+    long delta = 0;
+    int err = 0;
+    {
+      std::lock_guard lock(dir.dir->index_lock);
+      if (!only_if_loaded || dir.dir->index.complete()) {
+        err = ensure_index_locked(*dir.dir, dirfd, &loaded, &delta);
+      }
+      if (err == 0) use();
+    }
+    if (loaded) account_index(&dir_ptr, delta);
+    return err;
+  };
   struct stat st;
   const std::string exact(name);
   if (::fstatat(dirfd, exact.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
     *stored = exact;
+    if (exact_stat) *exact_stat = st;
     counters_.exact_hits++;
     // A change about to be made through the mount restamps the index: first take in any
     // outside change its times show, or the restamp would hide it.
-    bool reloaded = false;
-    long delta = 0;
-    {
-      std::lock_guard lock(dir.dir->index_lock);
-      if (dir.dir->index.complete()) ensure_index_locked(*dir.dir, dirfd, &reloaded, &delta);
-    }
-    if (reloaded) account_index(&dir_ptr, delta);
+    with_fresh_index(true, [] {});
     return 0;
   }
   if (errno != ENOENT) return errno;
   std::optional<std::string> found;
-  bool loaded = false;
-  long delta = 0;
-  {
-    std::lock_guard lock(dir.dir->index_lock);
-    if (int err = ensure_index_locked(*dir.dir, dirfd, &loaded, &delta); err != 0) return err;
-    found = dir.dir->index.resolve(name);
-  }
-  if (loaded) account_index(&dir_ptr, delta);
+  if (int err = with_fresh_index(false, [&] { found = dir.dir->index.resolve(name); }); err != 0)
+    return err;
   if (!found || *found == exact) return ENOENT;  // an index entry for `exact` is stale
   *stored = std::move(*found);
   counters_.folded_hits++;
@@ -522,15 +629,18 @@ void Filesystem::refresh_index_stamp(DirState& state, int dirfd) {
 }
 
 double Filesystem::entry_timeout_for(const Inode& dir, bool negative) const {
-  const double t = negative ? options_.negative_timeout : options_.entry_timeout;
+  const double option = negative ? options_.negative_timeout : options_.entry_timeout;
+  const double t = timeout_or_auto(option, changes_pushed() && dir.dir->watched.load());
   if (!casefolded(dir)) return t;
   // Other spellings and misses may only be cached where they can be invalidated exactly.
   return notifier_ && notifier_->can_invalidate_all() ? t : 0;
 }
 
-void Filesystem::note_kernel_entry(Inode& dir, std::string_view asked, bool negative) {
+void Filesystem::note_kernel_entry(Inode& dir, std::string_view asked, bool negative,
+                                   std::optional<uint64_t> key_hash) {
   if (!casefolded(dir) || entry_timeout_for(dir, negative) <= 0) return;
-  while (!dir.dir->kernel.note(epoch_.load(), key_hash_of(asked), asked)) {
+  const uint64_t hash = key_hash ? *key_hash : key_hash_of(asked);
+  while (!dir.dir->kernel.note(epoch_.load(), hash, asked)) {
     // The record is full: forgetting everything the kernel holds empties it.
     invalidate_kernel_dentries();
     if (options_.debug_no_invalidation) return;
@@ -538,15 +648,25 @@ void Filesystem::note_kernel_entry(Inode& dir, std::string_view asked, bool nega
 }
 
 void Filesystem::invalidate_if_other_spelling(Inode& dir, std::string_view asked,
-                                              std::string_view stored) {
+                                              std::string_view stored,
+                                              std::optional<uint64_t> key_hash) {
   if (!casefolded(dir) || !notifier_ || !notifier_->can_invalidate_all()) return;
   counters_.changes_checked++;
   const uint64_t epoch = epoch_.load();
   const bool listed_other =
       dir.dir->listed_epoch.load() == epoch && !stored.empty() && stored != asked;
-  if (listed_other || dir.dir->kernel.may_hold_other(epoch, key_hash_of(asked), asked)) {
+  if (listed_other ||
+      dir.dir->kernel.may_hold_other(epoch, key_hash ? *key_hash : key_hash_of(asked), asked)) {
     invalidate_kernel_dentries();
   }
+}
+
+void Filesystem::note_change(Inode& dir, std::string_view asked, std::string_view stored,
+                             bool negative) {
+  if (!casefolded(dir)) return;
+  const uint64_t hash = key_hash_of(asked);  // folded once for both
+  invalidate_if_other_spelling(dir, asked, stored, hash);
+  note_kernel_entry(dir, asked, negative, hash);
 }
 
 void Filesystem::invalidate_kernel_dentries() {
@@ -644,8 +764,9 @@ int Filesystem::lookup(const Context& ctx, uint64_t parent, std::string_view nam
   const bool casefold = casefolded(*dir);
   if (int e = check_name(name, casefold); e != 0) return e;
   std::string stored(name);
-  if (casefold) err = resolve_locked(dir, dirfd->get(), name, &stored);
-  if (err == 0) err = make_entry(*dir, dirfd->get(), stored, out);
+  std::optional<struct stat> exact_stat;  // the exact name's, when resolving had to stat it
+  if (casefold) err = resolve_locked(dir, dirfd->get(), name, &stored, &exact_stat);
+  if (err == 0) err = make_entry(*dir, dirfd->get(), stored, out, exact_stat);
   if (err == ENOENT) {
     counters_.negative_answers++;
     out->ino = 0;

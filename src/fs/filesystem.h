@@ -25,7 +25,7 @@
 //   2. DirWatcher::read_mutex_ (catch_up(); its callback takes 4), or marks_mutex_
 //   3. budget_mutex_ (other directories' index_lock only try-locked under it)
 //   4. DirState::index_lock
-//   5. InodeTable::mutex_, FdCache, KernelDentries and devices_mutex_ (leaf locks)
+//   5. InodeTable::mutex_, FdCache, KernelDentries, devices_mutex_ and pending_mutex_ (leaf locks)
 #pragma once
 
 #include <sys/stat.h>
@@ -56,8 +56,10 @@ struct Context {
   uid_t uid = 0;
   gid_t gid = 0;
   pid_t pid = 0;
-  mode_t umask = 0;             // applied by foldfs (the kernel leaves it to us: POSIX ACLs)
-  std::vector<gid_t> groups;    // supplementary groups, filled only where needed (create)
+  mode_t umask = 0;  // applied by foldfs (the kernel leaves it to us: POSIX ACLs)
+  // Whether the caller has `gid` among its supplementary groups. Asked only where needed (they
+  // come from /proc: two opens and reads); null means none.
+  std::function<bool(gid_t)> in_supplementary_group;
 };
 
 struct EntryOut {
@@ -77,6 +79,9 @@ class KernelNotifier {
   // Makes the kernel revalidate every dentry it holds for this mount. Safe to call inside a
   // request handler. Returns false when it could not be sent.
   virtual bool invalidate_all_dentries() = 0;
+  // Makes the kernel drop the attributes and cached data of `ino`. It may wait for requests on
+  // that inode to finish: never call it from a request handler (the watcher's thread does).
+  virtual void invalidate_inode(uint64_t ino) { (void)ino; }
 };
 
 struct Counters {
@@ -109,6 +114,8 @@ class Filesystem {
   // Whether outside changes are watched (outside=watch and fanotify available).
   bool watching() const { return watcher_ != nullptr; }
   const Options& options() const { return options_; }
+  // The attribute timeout replies carry (the option, or the automatic choice, see Options).
+  double attr_timeout() const;
   const Counters& counters() const { return counters_; }
   std::string stats_text() const;  // "name value" lines
   static constexpr uint64_t kRootId = 1;
@@ -118,8 +125,7 @@ class Filesystem {
   void forget(uint64_t ino, uint64_t nlookup);
   int mknod(const Context& ctx, uint64_t parent, std::string_view name, mode_t mode, dev_t rdev,
             EntryOut* out);
-  int mkdir(const Context& ctx, uint64_t parent, std::string_view name, mode_t mode,
-            EntryOut* out);
+  int mkdir(const Context& ctx, uint64_t parent, std::string_view name, mode_t mode, EntryOut* out);
   int symlink(const Context& ctx, std::string_view target, uint64_t parent, std::string_view name,
               EntryOut* out);
   int link(const Context& ctx, uint64_t ino, uint64_t newparent, std::string_view newname,
@@ -150,6 +156,8 @@ class Filesystem {
   int create(const Context& ctx, uint64_t parent, std::string_view name, mode_t mode, int flags,
              EntryOut* out, uint64_t* fh);
   int file_fd(uint64_t fh) const;  // the backing descriptor of an open file
+  // ENOSYS where closing a backing descriptor reports nothing (local filesystems): the kernel
+  // then stops sending FLUSH, one round trip less for every close.
   int flush(uint64_t fh);
   int release(uint64_t fh);
   int fsync(uint64_t fh, bool datasync);
@@ -163,15 +171,14 @@ class Filesystem {
   int opendir(const Context& ctx, uint64_t ino, uint64_t* fh);
   // Calls `emit(name, ino, type, next_offset)` for entries from `offset` on until it returns
   // false (buffer full) or the directory ends.
-  using DirEmit = std::function<bool(std::string_view name, uint64_t ino, mode_t type,
-                                     off_t next_offset)>;
+  using DirEmit =
+      std::function<bool(std::string_view name, uint64_t ino, mode_t type, off_t next_offset)>;
   // `reply_bytes`: the size of the kernel's buffer, so that about that much is read.
   int readdir(uint64_t ino, off_t offset, const DirEmit& emit, size_t reply_bytes = 32768);
   // Same with each entry's attributes; an entry with ino != 0 counts as one lookup.
   using DirPlusEmit =
       std::function<bool(std::string_view name, const EntryOut& entry, off_t next_offset)>;
-  int readdirplus(uint64_t ino, off_t offset, const DirPlusEmit& emit,
-                  size_t reply_bytes = 32768);
+  int readdirplus(uint64_t ino, off_t offset, const DirPlusEmit& emit, size_t reply_bytes = 32768);
   int releasedir(uint64_t fh);
   int fsyncdir(uint64_t ino, bool datasync);
 
@@ -205,8 +212,14 @@ class Filesystem {
   int begin_change(uint64_t parent, std::shared_ptr<Inode>* dir, backing::SharedFd* dirfd);
   backing::SharedFd path_fd(const std::shared_ptr<Inode>& inode, int* error);
   int open_inode(const std::shared_ptr<Inode>& inode, int flags);  // fd, or -errno
-  int make_entry(Inode& parent, int dirfd, const std::string& stored, EntryOut* out);
+  // `known`: a stat of `stored` taken earlier in the same request, if any.
+  int make_entry(Inode& parent, int dirfd, const std::string& stored, EntryOut* out,
+                 const std::optional<struct stat>& known = std::nullopt);
   int entry_from_fd(backing::UniqueFd fd, EntryOut* out);
+  bool entry_without_fd(int dirfd, const std::string& name, const std::optional<struct stat>& known,
+                        EntryOut* out, int* err);
+  int entry_from(backing::UniqueFd fd, const struct stat& st, const backing::FileHandle& handle,
+                 EntryOut* out);
   bool casefolded(const Inode& dir) const;
   void node_identity(const struct stat& st, const backing::FileHandle& handle, uint64_t* id,
                      uint64_t* generation);
@@ -214,6 +227,11 @@ class Filesystem {
   void start_watching(const std::string& backing);
   void watch_directory(Inode& dir, int fd);
   void on_outside_change(const backing::DirWatcher::Event& event);
+  void note_outside_attribute_change(const Inode& dir, int dirfd, const std::string& name);
+  void queue_inode_invalidations(const std::vector<uint64_t>& ids);
+  void send_inode_invalidations();  // on the watcher's thread
+  bool changes_pushed() const;      // whether outside changes reach the kernel as they happen
+  double timeout_or_auto(double option, bool pushed) const;
   // Applies every outside change queued so far. Called first by each request that reaches the
   // daemon, so that its reply (and the kernel caches it fills) reflects them.
   void catch_up_outside_changes() {
@@ -224,18 +242,25 @@ class Filesystem {
 
   // Names.
   int check_name(std::string_view name, bool casefold) const;
+  // *exact_stat (if given) gets the exact name's stat when resolving had to take it.
   int resolve_locked(const std::shared_ptr<Inode>& dir, int dirfd, std::string_view name,
-                     std::string* stored);
+                     std::string* stored, std::optional<struct stat>* exact_stat = nullptr);
   // Requires dir.index_lock. *loaded: whether it (re)loaded the index; *delta: the change in
   // the number of names it holds.
   int ensure_index_locked(DirState& dir, int dirfd, bool* loaded, long* delta);
   void index_change(Inode& dir, int dirfd, std::string_view added, std::string_view removed);
   void refresh_index_stamp(DirState& state, int dirfd);
   uint64_t key_hash_of(std::string_view name) const;
-  void note_kernel_entry(Inode& dir, std::string_view asked, bool negative);
+  // `key_hash`: key_hash_of(asked), when the caller has it.
+  void note_kernel_entry(Inode& dir, std::string_view asked, bool negative,
+                         std::optional<uint64_t> key_hash = std::nullopt);
   // `stored`: the name the operation found in the directory for `asked` (empty if none).
   void invalidate_if_other_spelling(Inode& dir, std::string_view asked,
-                                    std::string_view stored = {});
+                                    std::string_view stored = {},
+                                    std::optional<uint64_t> key_hash = std::nullopt);
+  // Both, after a change of `asked` in `dir` that leaves the kernel a dentry for it
+  // (`negative`: a negative one).
+  void note_change(Inode& dir, std::string_view asked, std::string_view stored, bool negative);
   void invalidate_kernel_dentries();
   double entry_timeout_for(const Inode& dir, bool negative) const;
 
@@ -244,8 +269,8 @@ class Filesystem {
   static int may_open_existing(const Context& ctx, const struct stat& st, int flags);
   int give_to_caller(const Context& ctx, int dirfd, const std::string& name, mode_t mode,
                      bool is_symlink);
-  int create_node(const Context& ctx, uint64_t parent, std::string_view name,
-                  const NodeSpec& spec, EntryOut* out);
+  int create_node(const Context& ctx, uint64_t parent, std::string_view name, const NodeSpec& spec,
+                  EntryOut* out);
   int remove_node(uint64_t parent, std::string_view name, bool dir);
   int scan_directory(
       const std::shared_ptr<Inode>& dir, off_t offset,
@@ -257,8 +282,10 @@ class Filesystem {
   backing::UniqueFd mount_fd_;  // O_RDONLY of the backing root, for open_by_handle_at
   dev_t root_dev_ = 0;
   ino_t root_ino_ = 0;
-  std::string backing_path_;  // realpath of the backing root
-  bool compact_ids_ = false;  // node ids are handle bytes (see node_identity())
+  std::string backing_path_;        // realpath of the backing root
+  bool network_backing_ = false;    // NFS, SMB, FUSE, ...: changes elsewhere go unreported
+  bool compact_ids_ = false;        // node ids are handle bytes (see node_identity())
+  bool handles_carry_ino_ = false;  // FILEID_INO32_GEN handles, checked on the root
   int handle_type_ = 0;
   uint32_t handle_size_ = 0;
   InodeTable inodes_;
@@ -269,7 +296,7 @@ class Filesystem {
     if (test_hook_) test_hook_(point);
   }
   std::unique_ptr<backing::DirWatcher> watcher_;  // null in outside=revalidate mode
-  std::atomic<uint64_t> epoch_{0};  // invalidations sent so far
+  std::atomic<uint64_t> epoch_{0};                // invalidations sent so far
   Counters counters_;
   // Index budget (lock order: taken with no index_lock held; victims are try-locked).
   void account_index(const std::shared_ptr<Inode>* loaded_dir, long delta);
@@ -278,7 +305,9 @@ class Filesystem {
   long indexed_names_ = 0;  // an estimate: exact at loads and evictions. Guarded likewise.
   std::mutex marks_mutex_;  // orders table entry + watch mark against FORGET (see forget())
   std::mutex devices_mutex_;
-  std::vector<dev_t> foreign_devices_;  // Guarded by devices_mutex_.
+  std::vector<dev_t> foreign_devices_;                 // Guarded by devices_mutex_.
+  std::mutex pending_mutex_;                           // leaf
+  std::vector<uint64_t> pending_inode_invalidations_;  // Guarded by pending_mutex_.
 };
 
 }  // namespace foldfs::fs

@@ -54,6 +54,14 @@ std::vector<std::shared_ptr<Inode>> InodeTable::directories() const {
   return out;
 }
 
+std::vector<uint64_t> InodeTable::ids() const {
+  std::lock_guard lock(mutex_);
+  std::vector<uint64_t> out;
+  out.reserve(by_id_.size());
+  for (auto& [id, inode] : by_id_) out.push_back(id);
+  return out;
+}
+
 size_t InodeTable::size() const {
   std::lock_guard lock(mutex_);
   return by_id_.size();

@@ -42,8 +42,9 @@ struct DirState {
   struct timespec index_mtime {};  // backing mtime the index was loaded at
   struct timespec index_ctime {};
   std::chrono::steady_clock::time_point index_loaded_at{};
-  // Outside changes are reported by the watcher, so the index needs no change-time check.
-  bool watched = false;
+  // Outside changes are reported by the watcher, so the index needs no change-time check and
+  // the kernel may keep answers for the long timeouts. Written under index_lock.
+  std::atomic<bool> watched{false};
 
   names::KernelDentries kernel;  // dentries the kernel may hold, per key
   // The epoch at which readdirplus last gave the kernel every stored name (~0: never).
@@ -82,6 +83,7 @@ class InodeTable {
   void insert_root(std::shared_ptr<Inode> root);
   // Every directory inode in the table.
   std::vector<std::shared_ptr<Inode>> directories() const;
+  std::vector<uint64_t> ids() const;  // of every inode in the table
   size_t size() const;
 
  private:

@@ -9,6 +9,7 @@
 
 #include "backing/casefold_flag.h"
 #include "backing/proc_path.h"
+#include "backing/thread_umask.h"
 #include "fs/dir_lock.h"
 #include "fs/filesystem.h"
 
@@ -28,22 +29,30 @@ struct Filesystem::NodeSpec {
 // Files are created by the daemon (root); they must belong to the caller, as on a local fs.
 // A setgid parent already gave its group (the backing fs applies that rule), so only the owner
 // changes then. chown clears setuid/setgid bits, which are put back afterwards.
-int Filesystem::give_to_caller(const Context& ctx, int dirfd, const std::string& name,
-                               mode_t mode, bool is_symlink) {
+int Filesystem::give_to_caller(const Context& ctx, int dirfd, const std::string& name, mode_t mode,
+                               bool is_symlink) {
   if (ctx.uid == ::geteuid() && ctx.gid == ::getegid()) return 0;
   struct stat parent;
   if (::fstat(dirfd, &parent) != 0) return errno;
+  // The bits the node got (after the umask or a default ACL), to restore what chown clears.
+  const bool privileged = !is_symlink && (mode & (S_ISUID | S_ISGID)) && !S_ISDIR(mode);
+  struct stat created;
+  if (privileged && ::fstatat(dirfd, name.c_str(), &created, AT_SYMLINK_NOFOLLOW) != 0)
+    return errno;
   const gid_t gid = (parent.st_mode & S_ISGID) ? static_cast<gid_t>(-1) : ctx.gid;
   if (::fchownat(dirfd, name.c_str(), ctx.uid, gid, AT_SYMLINK_NOFOLLOW) != 0) return errno;
-  if (!is_symlink && (mode & (S_ISUID | S_ISGID)) && !S_ISDIR(mode)) {
-    if (::fchmodat(dirfd, name.c_str(), mode & 07777, 0) != 0) return errno;
+  if (privileged && (created.st_mode & (S_ISUID | S_ISGID))) {
+    if (::fchmodat(dirfd, name.c_str(), created.st_mode & 07777, 0) != 0) return errno;
   }
   return 0;
 }
 
-// The mode a new node gets: as asked when the parent has a default ACL (the backing filesystem
-// applies it, as the kernel would instead of the umask), else with the caller's umask.
+// The mode to create a node with. The backing filesystem applies the caller's umask, or the
+// parent's default ACL instead, exactly as the kernel would for a local file: the creating
+// thread runs with the caller's umask. Where a thread cannot have its own umask, the same rule
+// is applied here.
 mode_t Filesystem::creation_mode(const Context& ctx, int dirfd, mode_t mode) const {
+  if (backing::set_thread_umask(ctx.umask & 0777)) return mode;
   const backing::ProcPath path(dirfd);
   if (::getxattr(path.c_str(), "system.posix_acl_default", nullptr, 0) > 0) return mode;
   return mode & ~ctx.umask;
@@ -84,13 +93,9 @@ int Filesystem::create_node(const Context& ctx, uint64_t parent, std::string_vie
     if (!sub.valid()) return undo(errno);
     if (int e = backing::write_casefold_flag(sub.get(), true); e != 0) return undo(e);
   }
-  if (casefold) {
-    index_change(*dir, dirfd->get(), created, {});
-    invalidate_if_other_spelling(*dir, name);
-  }
-  err = make_entry(*dir, dirfd->get(), created, out);
-  if (err == 0) note_kernel_entry(*dir, name, false);
-  return err;
+  if (casefold) index_change(*dir, dirfd->get(), created, {});
+  note_change(*dir, name, {}, false);
+  return make_entry(*dir, dirfd->get(), created, out);
 }
 
 int Filesystem::mknod(const Context& ctx, uint64_t parent, std::string_view name, mode_t mode,
@@ -127,8 +132,8 @@ int Filesystem::symlink(const Context& ctx, std::string_view target, uint64_t pa
   return create_node(ctx, parent, name, spec, out);
 }
 
-int Filesystem::link(const Context& ctx, uint64_t ino, uint64_t newparent,
-                     std::string_view newname, EntryOut* out) {
+int Filesystem::link(const Context& ctx, uint64_t ino, uint64_t newparent, std::string_view newname,
+                     EntryOut* out) {
   auto node = inode(ino);
   if (!node) return ESTALE;
   int err = 0;
@@ -162,8 +167,7 @@ int Filesystem::remove_node(uint64_t parent, std::string_view name, bool is_dir)
   if (::unlinkat(dirfd->get(), stored.c_str(), is_dir ? AT_REMOVEDIR : 0) != 0) return errno;
   if (casefold) {
     index_change(*dir, dirfd->get(), {}, stored);
-    invalidate_if_other_spelling(*dir, name, stored);
-    note_kernel_entry(*dir, name, true);  // the kernel keeps `name` as a negative dentry
+    note_change(*dir, name, stored, true);  // the kernel keeps `name` as a negative dentry
   }
   return 0;
 }
@@ -176,8 +180,8 @@ int Filesystem::rmdir(const Context&, uint64_t parent, std::string_view name) {
   return remove_node(parent, name, true);
 }
 
-int Filesystem::rename(const Context&, uint64_t parent, std::string_view name,
-                       uint64_t newparent, std::string_view newname, unsigned int flags) {
+int Filesystem::rename(const Context&, uint64_t parent, std::string_view name, uint64_t newparent,
+                       std::string_view newname, unsigned int flags) {
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return EINVAL;
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return EINVAL;
   if (options_.read_only) return EROFS;
@@ -229,8 +233,7 @@ int Filesystem::rename(const Context&, uint64_t parent, std::string_view name,
     if (to_cf) index_change(*to, to_fd->get(), target, {});
   }
   if (from_cf) invalidate_if_other_spelling(*from, name, source);
-  if (to_cf) invalidate_if_other_spelling(*to, newname, target);
-  if (to_cf) note_kernel_entry(*to, newname, false);
+  if (to_cf) note_change(*to, newname, target, false);
   if (from_cf && (flags & RENAME_EXCHANGE)) note_kernel_entry(*from, name, false);
   return 0;
 }

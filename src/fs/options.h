@@ -17,17 +17,23 @@ enum class CasefoldMode { kFlag, kAll };
 enum class OutsideChanges { kWatch, kRevalidate };
 
 struct Options {
-  CasefoldMode casefold = CasefoldMode::kFlag;  // casefold=flag|all
-  bool strict = false;                          // strict
-  bool read_only = false;                       // ro
-  bool allow_other = false;                     // allow_other
+  CasefoldMode casefold = CasefoldMode::kFlag;      // casefold=flag|all
+  bool strict = false;                              // strict
+  bool read_only = false;                           // ro
+  bool allow_other = false;                         // allow_other
   OutsideChanges outside = OutsideChanges::kWatch;  // outside=watch|revalidate
   // Seconds the kernel may keep answers without asking the daemon. Coherence does not depend
   // on them for changes made through the mount (see filesystem.h); they bound how long a
-  // change made directly in the backing tree may go unseen.
-  double entry_timeout = 1.0;     // entry_timeout=
-  double attr_timeout = 1.0;      // attr_timeout=
-  double negative_timeout = 1.0;  // negative_timeout=
+  // change made directly in the backing tree may go unseen. kAutoTimeout (not given): the
+  // filesystem picks kPushedTimeout where outside changes are pushed to the kernel as they
+  // happen (outside=watch on a kernel with epoch invalidation, the directory watched), else
+  // kPolledTimeout (docs/benchmarks.md has the measurements behind both).
+  static constexpr double kAutoTimeout = -1;
+  static constexpr double kPushedTimeout = 60;
+  static constexpr double kPolledTimeout = 1;
+  double entry_timeout = kAutoTimeout;     // entry_timeout=
+  double attr_timeout = kAutoTimeout;      // attr_timeout=
+  double negative_timeout = kAutoTimeout;  // negative_timeout=
   size_t fd_cache_capacity = 4096;
   // Names held by all directory indexes together before the least recently loaded indexes are
   // dropped (they reload on demand). About 100 bytes + the name each: 4M names ~ 0.5 GiB.

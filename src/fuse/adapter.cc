@@ -41,12 +41,14 @@ fs::Context context(fuse_req_t req) {
   return ctx;
 }
 
-// With the caller's supplementary groups (read from /proc by libfuse: only where needed).
+// With the caller's supplementary groups, read from /proc by libfuse if they are asked for.
 fs::Context context_with_groups(fuse_req_t req) {
   fs::Context ctx = context(req);
-  gid_t groups[256];
-  const int n = fuse_req_getgroups(req, 256, groups);
-  if (n > 0) ctx.groups.assign(groups, groups + std::min(n, 256));
+  ctx.in_supplementary_group = [req](gid_t gid) {
+    gid_t groups[256];
+    const int n = std::min(fuse_req_getgroups(req, 256, groups), 256);
+    return std::find(groups, groups + std::max(n, 0), gid) != groups + std::max(n, 0);
+  };
   return ctx;
 }
 
@@ -95,7 +97,7 @@ void reply_attr(fuse_req_t req, int err, const struct stat& st) {
     fuse_reply_err(req, err);
     return;
   }
-  fuse_reply_attr(req, &st, fsys(req).options().attr_timeout);
+  fuse_reply_attr(req, &st, fsys(req).attr_timeout());
 }
 
 // --- lifecycle -------------------------------------------------------------------------------
@@ -286,7 +288,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     }
     fi->fh = fh;
     // Keep the page cache across opens: AUTO_INVAL_DATA drops it when the file changed.
-    fi->keep_cache = fsys(req).options().attr_timeout > 0;
+    fi->keep_cache = fsys(req).attr_timeout() > 0;
     if (fuse_reply_open(req, fi) != 0) fsys(req).release(fh);  // interrupted: don't leak
   });
 }

@@ -16,7 +16,7 @@ constexpr unsigned kEpochMinor = 44;
 
 struct OutHeader {  // struct fuse_out_header
   uint32_t len;
-  int32_t error;  // for notifications: the notify code
+  int32_t error;    // for notifications: the notify code
   uint64_t unique;  // 0: a notification, not a reply
 };
 static_assert(sizeof(OutHeader) == 16);
@@ -39,6 +39,13 @@ bool EpochNotifier::invalidate_all_dentries() {
   // The kernel refused it: stop letting it cache what we could not invalidate from now on.
   supported_ = false;
   return false;
+}
+
+void EpochNotifier::invalidate_inode(uint64_t ino) {
+  struct fuse_session* se = session_.load();
+  if (!se) return;
+  // ENOENT: the kernel no longer holds the inode, nothing to drop.
+  fuse_lowlevel_notify_inval_inode(se, ino, 0, 0);
 }
 
 }  // namespace foldfs::fuse

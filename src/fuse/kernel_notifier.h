@@ -35,6 +35,8 @@ class EpochNotifier final : public fs::KernelNotifier {
 
   bool can_invalidate_all() const override { return supported_.load(); }
   bool invalidate_all_dentries() override;
+  // fuse_lowlevel_notify_inval_inode: from the watcher's thread only (see fs::KernelNotifier).
+  void invalidate_inode(uint64_t ino) override;
 
  private:
   std::atomic<struct fuse_session*> session_{nullptr};

@@ -29,17 +29,6 @@ bool exists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
-std::map<std::string, uint64_t> stats_of(const Mount& m) {
-  std::map<std::string, uint64_t> out;
-  RunResult r = run({foldfs_binary(), "stats", m.mnt()});
-  EXPECT_TRUE(r.ok()) << r;
-  std::istringstream in(r.out);
-  std::string name;
-  uint64_t value;
-  while (in >> name >> value) out[name] = value;
-  return out;
-}
-
 // Runs `count` background processes that keep looking up spellings of the given names in
 // `dir`, filling the kernel's dentry cache with hits and misses under many spellings.
 class Prober {

@@ -999,4 +999,15 @@ FstabEntry::~FstabEntry() {
     ADD_FAILURE() << "could not restore " << kFstab << ": " << errno_name(errno);
 }
 
+std::map<std::string, uint64_t> stats_of(const Mount& m) {
+  std::map<std::string, uint64_t> out;
+  RunResult r = run({foldfs_binary(), "stats", m.mnt()});
+  EXPECT_TRUE(r.ok()) << r;
+  std::istringstream in(r.out);
+  std::string name;
+  uint64_t value;
+  while (in >> name >> value) out[name] = value;
+  return out;
+}
+
 }  // namespace foldfs::itest

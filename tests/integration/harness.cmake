@@ -1,4 +1,4 @@
-# Integration-test harness: a static library shared by every tests/integration/*_test.cc.
+#Integration - test harness : a static library shared by every tests / integration/*_test.cc.
 # FOLDFS_BINARY is the foldfs binary the tests mount (overridable at run time by $FOLDFS_BINARY).
 if(TARGET foldfs)
   set(FOLDFS_ITEST_BINARY "$<TARGET_FILE:foldfs>")

@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -239,6 +240,9 @@ class Mount {
   RunResult start_result_;
   bool started_ = false;
 };
+
+// `foldfs stats MNT` as name -> value (the daemon's counters: lookups, invalidations_sent, ...).
+std::map<std::string, uint64_t> stats_of(const Mount& m);
 
 // Appends a line to /etc/fstab and removes exactly that line again on destruction.
 class FstabEntry {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "harness.h"
@@ -19,16 +20,24 @@ bool exists(const std::string& path) {
   return ::lstat(path.c_str(), &st) == 0;
 }
 
-// How long until `path` exists (or stops existing), polling every 5 ms; -1 after `limit`.
-double seconds_until(const std::string& path, bool want, std::chrono::milliseconds limit) {
+// How long until `holds()` is true, polling every 5 ms; -1 after `limit`.
+double seconds_until(const std::function<bool()>& holds, std::chrono::milliseconds limit) {
   const auto start = Clock::now();
   while (Clock::now() - start < limit) {
-    if (exists(path) == want) {
-      return std::chrono::duration<double>(Clock::now() - start).count();
-    }
+    if (holds()) return std::chrono::duration<double>(Clock::now() - start).count();
     ::usleep(5000);
   }
   return -1;
+}
+
+// How long until `path` exists (or stops existing); -1 after `limit`.
+double seconds_until(const std::string& path, bool want, std::chrono::milliseconds limit) {
+  return seconds_until([&] { return exists(path) == want; }, limit);
+}
+
+mode_t mode_of(const std::string& path) {
+  auto st = lstat_of(path);
+  return st ? st->st_mode & 07777 : 0;
 }
 
 constexpr const char* kLongCaching =
@@ -38,7 +47,8 @@ TEST(OutsideChanges, SecondMountOfTheSameTree) {
   Mount a;
   ASSERT_TRUE(a.start(kLongCaching));
   Mount b;
-  ASSERT_TRUE(b.start_command({foldfs_binary(), "mount", "-o", kLongCaching, a.backing(), b.mnt()}));
+  ASSERT_TRUE(
+      b.start_command({foldfs_binary(), "mount", "-o", kLongCaching, a.backing(), b.mnt()}));
   for (int round = 0; round < 20; ++round) {
     ASSERT_FALSE(exists(b.path("FOO")));  // b's kernel now caches a miss for 60 s
     ASSERT_FALSE(exists(b.path("foo")));
@@ -94,6 +104,76 @@ TEST(OutsideChanges, RevalidateModeSeesChangesWithinTheTimeouts) {
   EXPECT_LT(gone, 2.0);
   RunResult stats = run({foldfs_binary(), "stats", b.mnt()});
   EXPECT_NE(stats.out.find("watching 0"), std::string::npos) << stats;
+}
+
+// With the default timeouts the kernel keeps answers for a minute (outside=watch pushes every
+// outside change to it), so attribute and data changes made directly in the backing tree must
+// be pushed too: each is seen through the mount long before the kernel's copy would expire.
+TEST(OutsideChanges, AttributeAndDataChangesArePushedToTheKernel) {
+  Mount m;
+  ASSERT_TRUE(m.start("casefold=all"));
+  ASSERT_EQ(errno_of(::mkdir(m.path("Saves").c_str(), 0755)), Errno(0));
+  ASSERT_EQ(write_file(m.path("Saves/Slot1.sav"), "aaaa"), Errno(0));
+  const std::string file = m.path("SAVES/slot1.SAV");
+  for (int round = 0; round < 5; ++round) {
+    // The kernel now holds the attributes and the pages.
+    ASSERT_EQ(mode_of(file), 0644u);
+    ASSERT_EQ(read_file(file), std::optional<std::string>("aaaa"));
+
+    RunResult r = run({"chmod", "600", m.bpath("Saves/Slot1.sav")});
+    ASSERT_TRUE(r.ok()) << r;
+    double seen = seconds_until([&] { return mode_of(file) == 0600; }, 5s);
+    ASSERT_GE(seen, 0) << "round " << round << ": an outside chmod never reached the mount";
+    EXPECT_LT(seen, 1.0) << "round " << round;
+
+    // Same size, new bytes: only an invalidation of the cached pages shows them.
+    r = run({"sh", "-c",
+             "printf bbbb | dd of=" + m.bpath("Saves/Slot1.sav") + " conv=notrunc status=none"});
+    ASSERT_TRUE(r.ok()) << r;
+    seen = seconds_until([&] { return read_file(file) == std::optional<std::string>("bbbb"); }, 5s);
+    ASSERT_GE(seen, 0) << "round " << round << ": outside data never reached the mount";
+    EXPECT_LT(seen, 1.0) << "round " << round;
+
+    r = run({"sh", "-c", "printf cc >> " + m.bpath("Saves/Slot1.sav")});
+    ASSERT_TRUE(r.ok()) << r;
+    seen =
+        seconds_until([&] { return read_file(file) == std::optional<std::string>("bbbbcc"); }, 5s);
+    ASSERT_GE(seen, 0) << "round " << round << ": an outside append never reached the mount";
+
+    // The directory's own attributes.
+    r = run({"chmod", "700", m.bpath("Saves")});
+    ASSERT_TRUE(r.ok()) << r;
+    seen = seconds_until([&] { return mode_of(m.path("saves")) == 0700; }, 5s);
+    ASSERT_GE(seen, 0) << "round " << round << ": an outside chmod of a directory";
+
+    // Back to the start through the mount (our own changes need no push).
+    ASSERT_EQ(errno_of(::chmod(m.path("saves").c_str(), 0755)), Errno(0));
+    ASSERT_EQ(write_file(file, "aaaa"), Errno(0));
+    ASSERT_EQ(errno_of(::chmod(file.c_str(), 0644)), Errno(0));
+  }
+}
+
+// The reason for pushing: with the default options, hits, other spellings and misses are
+// answered by the kernel well past the 1 s a polling design could allow. Under
+// outside=revalidate (nothing is pushed) the default stays 1 s.
+TEST(OutsideChanges, DefaultTimeoutsKeepAnswersInTheKernelWhenChangesArePushed) {
+  for (const std::string outside : {"watch", "revalidate"}) {
+    SCOPED_TRACE("outside=" + outside);
+    Mount m;
+    ASSERT_TRUE(m.start("casefold=all,outside=" + outside));
+    ASSERT_EQ(write_file(m.path("Texture.dds"), "x"), Errno(0));
+    const std::vector<std::string> names = {"Texture.dds", "TEXTURE.DDS", "missing.dds"};
+    for (const auto& n : names) exists(m.path(n));
+    ::usleep(1500 * 1000);  // past the 1 s a polling design would use
+    const uint64_t before = stats_of(m)["lookups"];
+    for (const auto& n : names) exists(m.path(n));
+    const uint64_t reached = stats_of(m)["lookups"] - before;
+    if (outside == "watch") {
+      EXPECT_EQ(reached, 0u) << "the kernel asked again after 1.5 s";
+    } else {
+      EXPECT_GE(reached, names.size()) << "revalidate mode must not cache past 1 s";
+    }
+  }
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Stress through a real mount (issue 4 §3 and §6): threads run mixed create / unlink / rename /
 // link / mkdir / rmdir / stat over case variants in a few casefolded directories for a bounded
-// time, while other threads flip the casefold flag of scratch directories and probe spellings.
+// time, while other threads flip the casefold flag of scratch directories and probe spellings,
+// and another changes names, modes and contents directly in the backing tree.
 // Each worker owns its keys, so every one of its observations is checked exactly against its
 // own model: after an operation returns, any spelling must show what the model says. The daemon
 // runs in the foreground so that, in the ThreadSanitizer build, its reports are caught.
@@ -15,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -51,7 +53,8 @@ class Worker {
   Worker(const Mount& m, int id, const std::vector<std::string>& dirs, Observed* stats)
       : m_(m), id_(id), dirs_(dirs), rng_(static_cast<unsigned>(id * 7919 + 1)), stats_(stats) {
     for (const auto& d : dirs_) {
-      for (int k = 0; k < 4; ++k) keys_.push_back(d + "/w" + std::to_string(id) + "key" + std::to_string(k));
+      for (int k = 0; k < 4; ++k)
+        keys_.push_back(d + "/w" + std::to_string(id) + "key" + std::to_string(k));
     }
   }
 
@@ -110,24 +113,33 @@ class Worker {
         const int fd = ::open(p.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
         const int e = fd < 0 ? errno : 0;
         if (fd >= 0) ::close(fd);
-        if (s.exists) problem = expect(e == EEXIST, "create over existing: " + printable(p));
-        else if (e != 0) problem = "create failed: " + printable(p) + ": " + std::strerror(e);
-        else s = State{true, false, next_group_++};
+        if (s.exists)
+          problem = expect(e == EEXIST, "create over existing: " + printable(p));
+        else if (e != 0)
+          problem = "create failed: " + printable(p) + ": " + std::strerror(e);
+        else
+          s = State{true, false, next_group_++};
         break;
       }
       case 1: {  // unlink or rmdir
         const int r = s.is_dir ? ::rmdir(p.c_str()) : ::unlink(p.c_str());
         const int e = r != 0 ? errno : 0;
-        if (!s.exists) problem = expect(e == ENOENT, "remove of missing: " + printable(p));
-        else if (e != 0) problem = "remove failed: " + printable(p) + ": " + std::strerror(e);
-        else s.exists = false;
+        if (!s.exists)
+          problem = expect(e == ENOENT, "remove of missing: " + printable(p));
+        else if (e != 0)
+          problem = "remove failed: " + printable(p) + ": " + std::strerror(e);
+        else
+          s.exists = false;
         break;
       }
       case 2: {  // mkdir
         const int e = ::mkdir(p.c_str(), 0755) != 0 ? errno : 0;
-        if (s.exists) problem = expect(e == EEXIST, "mkdir over existing: " + printable(p));
-        else if (e != 0) problem = "mkdir failed: " + printable(p) + ": " + std::strerror(e);
-        else s = State{true, true, 0};
+        if (s.exists)
+          problem = expect(e == EEXIST, "mkdir over existing: " + printable(p));
+        else if (e != 0)
+          problem = "mkdir failed: " + printable(p) + ": " + std::strerror(e);
+        else
+          s = State{true, true, 0};
         break;
       }
       case 3: {  // rename to another key (files only, onto a missing or file key)
@@ -136,7 +148,8 @@ class Worker {
         if (!s.exists || s.is_dir || (t.exists && t.is_dir) || to == key) break;
         const std::string q = path_of(to);
         if (::rename(p.c_str(), q.c_str()) != 0) {
-          problem = "rename failed: " + printable(p) + " -> " + printable(q) + ": " + std::strerror(errno);
+          problem = "rename failed: " + printable(p) + " -> " + printable(q) + ": " +
+                    std::strerror(errno);
           break;
         }
         // POSIX: renaming a name onto another link of the same file changes nothing.
@@ -153,7 +166,8 @@ class Worker {
         if (!s.exists || s.is_dir || t.exists) break;
         const std::string q = path_of(to);
         if (::link(p.c_str(), q.c_str()) != 0) {
-          problem = "link failed: " + printable(p) + " -> " + printable(q) + ": " + std::strerror(errno);
+          problem =
+              "link failed: " + printable(p) + " -> " + printable(q) + ": " + std::strerror(errno);
           break;
         }
         t = State{true, false, s.group};
@@ -187,6 +201,8 @@ TEST(MountStress, MixedOperationsOverCaseVariantsAgainstAModel) {
     ASSERT_EQ(set_inode_flags(m.path(d), kCasefoldFl), Errno(0));
   }
   ASSERT_EQ(errno_of(::mkdir(m.path("flips").c_str(), 0755)), Errno(0));
+  ASSERT_EQ(errno_of(::mkdir(m.path("Outside").c_str(), 0755)), Errno(0));
+  ASSERT_EQ(set_inode_flags(m.path("Outside"), kCasefoldFl), Errno(0));
 
   std::atomic<bool> stop{false};
   Observed stats;
@@ -208,11 +224,23 @@ TEST(MountStress, MixedOperationsOverCaseVariantsAgainstAModel) {
       ::mkdir(d.c_str(), 0755);
       struct stat st;
       ::lstat((d + "/NAME").c_str(), &st);  // a case-sensitive miss
-      if (set_inode_flags(d, kCasefoldFl) != Errno(0)) { flip_problem = "flip on"; stop = true; }
-      if (write_file(d + "/name", "x") != Errno(0)) { flip_problem = "create"; stop = true; }
-      if (::lstat((d + "/NAME").c_str(), &st) != 0) { flip_problem = "miss survived a flip: " + d; stop = true; }
+      if (set_inode_flags(d, kCasefoldFl) != Errno(0)) {
+        flip_problem = "flip on";
+        stop = true;
+      }
+      if (write_file(d + "/name", "x") != Errno(0)) {
+        flip_problem = "create";
+        stop = true;
+      }
+      if (::lstat((d + "/NAME").c_str(), &st) != 0) {
+        flip_problem = "miss survived a flip: " + d;
+        stop = true;
+      }
       ::unlink((d + "/name").c_str());
-      if (set_inode_flags(d, 0) != Errno(0)) { flip_problem = "flip off"; stop = true; }
+      if (set_inode_flags(d, 0) != Errno(0)) {
+        flip_problem = "flip off";
+        stop = true;
+      }
       ::rmdir(d.c_str());
       flips++;
     }
@@ -221,8 +249,28 @@ TEST(MountStress, MixedOperationsOverCaseVariantsAgainstAModel) {
     std::mt19937 rng(99);
     struct stat st;
     while (!stop) {
-      const std::string d = m.path("flips/d" + std::to_string(rng() % 8) + (rng() & 1 ? "/name" : "/NAME"));
+      const std::string d =
+          m.path("flips/d" + std::to_string(rng() % 8) + (rng() & 1 ? "/name" : "/NAME"));
       ::lstat(d.c_str(), &st);
+    }
+  });
+
+  // Another program changes names, modes and contents directly in the backing tree while the
+  // mount reads them: the watcher's events, index updates and kernel invalidations race with
+  // requests.
+  std::atomic<uint64_t> outside_ops{0};
+  threads.emplace_back([&] {
+    std::string content;
+    for (int i = 0; !stop; i = (i + 1) % 16) {
+      const std::string name = "File" + std::to_string(i);
+      const std::string backing = m.bpath("Outside/" + name);
+      write_file(backing, "v" + std::to_string(outside_ops.load()));
+      ::chmod(backing.c_str(), (i & 1) ? 0600 : 0644);
+      read_file(m.path("Outside/" + name));
+      struct stat st;
+      ::lstat(m.path("Outside/FILE" + std::to_string(i)).c_str(), &st);
+      if (i % 4 == 0) ::unlink(backing.c_str());
+      outside_ops++;
     }
   });
 
@@ -234,10 +282,20 @@ TEST(MountStress, MixedOperationsOverCaseVariantsAgainstAModel) {
   for (auto& t : threads) t.join();
   for (int w = 0; w < 4; ++w) EXPECT_EQ(problems[w], "") << "worker " << w;
   EXPECT_EQ(flip_problem, "");
-  std::printf("stress: %llu operations, %llu checks, %llu flips in %d s\n",
+  // Once quiet, the mount shows what the outside program left.
+  ASSERT_EQ(write_file(m.bpath("Outside/File1"), "final"), Errno(0));
+  bool seen = false;
+  for (int tries = 0; tries < 200 && !seen; ++tries) {
+    seen = read_file(m.path("Outside/file1")) == std::optional<std::string>("final");
+    if (!seen) ::usleep(10 * 1000);
+  }
+  EXPECT_TRUE(seen) << "an outside write was not seen through the mount within 2 s";
+  EXPECT_GT(outside_ops.load(), 10u);
+  std::printf("stress: %llu operations, %llu checks, %llu flips, %llu outside changes in %d s\n",
               static_cast<unsigned long long>(stats.ops.load()),
               static_cast<unsigned long long>(stats.checks.load()),
-              static_cast<unsigned long long>(flips.load()), stress_seconds());
+              static_cast<unsigned long long>(flips.load()),
+              static_cast<unsigned long long>(outside_ops.load()), stress_seconds());
   EXPECT_GT(stats.ops.load(), 100u);
   ASSERT_TRUE(m.unmount());
   const std::string daemon_log = m.foreground()->err();

@@ -101,7 +101,7 @@ class FsCoreTest : public ::testing::Test {
   std::string root_;
   std::unique_ptr<Filesystem> fs_;
   CountingNotifier notifier_;
-  Context ctx_{0, 0, 0};
+  Context ctx_;  // root, umask 0
   static constexpr uint64_t kRoot = Filesystem::kRootId;
 };
 

@@ -214,10 +214,15 @@ int Filesystem::readdir(uint64_t ino, off_t offset, const DirEmit& emit, size_t 
       reply_bytes);  // FUSE and getdents64 records are about the same size
 }
 
-// readdir with each entry's attributes: the kernel caches the entries as dentries, so `ls -l`,
-// `find` and `rm -rf` need no LOOKUP per name. In a casefolded directory the kernel then holds
-// every stored spelling: the directory is marked listed (at the current epoch) so that a change
-// through another spelling invalidates them (invalidate_if_other_spelling()).
+// readdir with each entry's attributes: the kernel caches the entries as dentries, so `ls -l`
+// and opening every file need no LOOKUP per name. In a casefolded directory the kernel then
+// holds every stored spelling: the directory is marked listed (at the current epoch) so that a
+// change through another spelling invalidates them (invalidate_if_other_spelling()).
+//
+// Attributes cost the daemon two system calls per entry and the kernel an inode per entry, which
+// a program that only wants names (`find`) never uses: files get them only while programs show
+// they want them (listing_wants_attributes()). Subdirectories always do: walking into them is
+// what every program listing a tree does next.
 int Filesystem::readdirplus(uint64_t ino, off_t offset, const DirPlusEmit& emit,
                             size_t reply_bytes) {
   catch_up_outside_changes();
@@ -225,11 +230,14 @@ int Filesystem::readdirplus(uint64_t ino, off_t offset, const DirPlusEmit& emit,
   if (int err = dir_inode(ino, &dir); err != 0) return err;
   DirLock lock(*dir->dir, DirLock::kRead);
   if (casefolded(*dir)) dir->dir->listed_epoch = epoch_.load();
+  const bool files_too = listing_wants_attributes();
+  if (!files_too) dir->dir->listed_lean = true;
   return scan_directory(
       dir, offset,
       [&](int fd, const char* name, uint64_t d_ino, unsigned char type, off_t next) {
         EntryOut out;
-        if (is_dot_name(name) || make_entry(*dir, fd, name, &out) != 0) {
+        const bool wanted = files_too || type == DT_DIR || type == DT_UNKNOWN;
+        if (!wanted || is_dot_name(name) || make_entry(*dir, fd, name, &out) != 0) {
           out = EntryOut();  // no dentry for this one: the kernel looks it up if it needs it
           out.attr.st_ino = d_ino;
           out.attr.st_mode = DTTOIF(type);
@@ -239,6 +247,24 @@ int Filesystem::readdirplus(uint64_t ino, off_t offset, const DirPlusEmit& emit,
         return false;
       },
       reply_bytes / 4);  // a FUSE entry with attributes is ~4x a getdents64 record
+}
+
+bool Filesystem::listing_wants_attributes() {
+  const unsigned n = listings_.fetch_add(1);
+  const int demand = attribute_demand_.load();
+  if (demand >= kDemandFull && n % kDemandSample != 0) return true;
+  // A lean listing: it lowers the score unless a lookup follows.
+  int d = demand;
+  while (d > 0 && !attribute_demand_.compare_exchange_weak(d, d - 1)) {
+  }
+  return false;
+}
+
+void Filesystem::note_lookup_after_listing(DirState& dir) {
+  if (!dir.listed_lean.exchange(false)) return;
+  int d = attribute_demand_.load();
+  while (!attribute_demand_.compare_exchange_weak(d, std::min(kDemandMax, d + kDemandFull))) {
+  }
 }
 
 int Filesystem::releasedir(uint64_t) {

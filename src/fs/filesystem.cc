@@ -760,6 +760,7 @@ int Filesystem::lookup(const Context& ctx, uint64_t parent, std::string_view nam
     return 0;
   }
 
+  note_lookup_after_listing(*dir->dir);
   DirLock lock(*dir->dir, DirLock::kRead);
   const bool casefold = casefolded(*dir);
   if (int e = check_name(name, casefold); e != 0) return e;

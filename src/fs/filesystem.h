@@ -305,7 +305,17 @@ class Filesystem {
   long indexed_names_ = 0;  // an estimate: exact at loads and evictions. Guarded likewise.
   std::mutex marks_mutex_;  // orders table entry + watch mark against FORGET (see forget())
   std::mutex devices_mutex_;
-  std::vector<dev_t> foreign_devices_;                 // Guarded by devices_mutex_.
+  std::vector<dev_t> foreign_devices_;  // Guarded by devices_mutex_.
+  // Whether listings give files' attributes (readdirplus): a score in [0, kDemandMax] that a
+  // LOOKUP after a lean listing raises (the program wants attributes: `ls -l`, opening every
+  // file) and each lean listing lowers (`find`, which wants names and types only).
+  static constexpr int kDemandMax = 8;
+  static constexpr int kDemandFull = 4;    // at or above: files come with attributes
+  static constexpr int kDemandSample = 8;  // then every 8th listing is lean, to keep measuring
+  std::atomic<int> attribute_demand_{0};
+  std::atomic<unsigned> listings_{0};
+  bool listing_wants_attributes();
+  void note_lookup_after_listing(DirState& dir);
   std::mutex pending_mutex_;                           // leaf
   std::vector<uint64_t> pending_inode_invalidations_;  // Guarded by pending_mutex_.
 };

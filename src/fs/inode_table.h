@@ -49,6 +49,8 @@ struct DirState {
   names::KernelDentries kernel;  // dentries the kernel may hold, per key
   // The epoch at which readdirplus last gave the kernel every stored name (~0: never).
   std::atomic<uint64_t> listed_epoch{~0ull};
+  // The last listing gave files without attributes (Filesystem::attribute_demand_).
+  std::atomic<bool> listed_lean{false};
 };
 
 struct Inode {

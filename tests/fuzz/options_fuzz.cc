@@ -32,14 +32,18 @@ using foldfs::fs::OutsideChanges;
 [[noreturn]] void fail(std::string_view list, const char* what) {
   std::fprintf(stderr, "options_fuzz: %s\nlist (%zu bytes): ", what, list.size());
   for (unsigned char c : list) {
-    if (c >= 0x20 && c < 0x7f) std::fputc(c, stderr);
-    else std::fprintf(stderr, "\\x%02x", c);
+    if (c >= 0x20 && c < 0x7f)
+      std::fputc(c, stderr);
+    else
+      std::fprintf(stderr, "\\x%02x", c);
   }
   std::fputc('\n', stderr);
   std::abort();
 }
 
-bool same_double(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+bool same_double(double a, double b) {
+  return std::memcmp(&a, &b, sizeof a) == 0;
+}
 
 bool same(const Options& a, const Options& b) {
   return a.casefold == b.casefold && a.strict == b.strict && a.read_only == b.read_only &&
@@ -54,11 +58,11 @@ bool same(const Options& a, const Options& b) {
 // --- the reference grammar -------------------------------------------------------------------
 
 constexpr std::string_view kGeneric[] = {
-    "rw",       "defaults",   "dev",         "nodev", "suid",   "nosuid",  "exec",
-    "noexec",   "auto",       "noauto",      "user",  "nouser", "users",   "nofail",
-    "_netdev",  "atime",      "noatime",     "relatime", "async", "sync",  "owner",
-    "group",    "nodiratime", "diratime",    "lazytime", "nolazytime", "strictatime",
-    "loud",     "silent",     "comment",
+    "rw",       "defaults",   "dev",         "nodev",  "suid",       "nosuid",
+    "exec",     "noexec",     "auto",        "noauto", "user",       "nouser",
+    "users",    "nofail",     "_netdev",     "atime",  "noatime",    "relatime",
+    "async",    "sync",       "owner",       "group",  "nodiratime", "diratime",
+    "lazytime", "nolazytime", "strictatime", "loud",   "silent",     "comment",
 };
 
 // Seconds: 1 to 32 characters, digits with at most one dot and at least one digit, at most 1e9.
@@ -66,9 +70,12 @@ bool ref_seconds(std::string_view text, double* out) {
   if (text.empty() || text.size() > 32) return false;
   int dots = 0, digits = 0;
   for (char c : text) {
-    if (c == '.') ++dots;
-    else if (c >= '0' && c <= '9') ++digits;
-    else return false;
+    if (c == '.')
+      ++dots;
+    else if (c >= '0' && c <= '9')
+      ++digits;
+    else
+      return false;
   }
   if (dots > 1 || digits == 0) return false;
   const std::string s(text);
@@ -112,8 +119,8 @@ bool ref_parse(std::string_view list, Options* o) {
   size_t start = 0;
   for (;;) {
     const size_t comma = list.find(',', start);
-    const std::string_view item =
-        list.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    const std::string_view item = list.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     if (item.empty() || !ref_item(item, o)) return false;
     if (comma == std::string_view::npos) return true;
     start = comma + 1;
@@ -140,14 +147,19 @@ std::string canonical(std::string_view list, const Options& o) {
   if (o.read_only) out += ",ro";
   if (o.allow_other) out += ",allow_other";
   if (o.debug_no_invalidation) out += ",debug_no_invalidation";
-  out += ",entry_timeout=" + seconds_text(list, o.entry_timeout);
-  out += ",attr_timeout=" + seconds_text(list, o.attr_timeout);
-  out += ",negative_timeout=" + seconds_text(list, o.negative_timeout);
+  // A timeout never given stays Options::kAutoTimeout, which has no rendering.
+  auto timeout = [&](const char* name, double t) {
+    if (t != Options::kAutoTimeout) out += std::string(",") + name + "=" + seconds_text(list, t);
+  };
+  timeout("entry_timeout", o.entry_timeout);
+  timeout("attr_timeout", o.attr_timeout);
+  timeout("negative_timeout", o.negative_timeout);
   return out;
 }
 
 void check_valid(std::string_view list, const Options& o, const Options& base) {
   for (double t : {o.entry_timeout, o.attr_timeout, o.negative_timeout}) {
+    if (t == Options::kAutoTimeout) continue;  // not given: the filesystem chooses
     if (!std::isfinite(t) || t < 0 || t > 1e9) fail(list, "accepted a timeout out of range");
   }
   if (o.casefold != CasefoldMode::kFlag && o.casefold != CasefoldMode::kAll) {
@@ -168,7 +180,8 @@ bool check_against_reference(std::string_view list, const Options& base, Options
   const bool ok = foldfs::fs::parse_mount_options(list, &got, &error);
   Options want = base;
   const bool want_ok = ref_parse(list, &want);
-  if (ok != want_ok) fail(list, ok ? "accepted a list the grammar rejects" : "rejected a valid list");
+  if (ok != want_ok)
+    fail(list, ok ? "accepted a list the grammar rejects" : "rejected a valid list");
   if (!ok) {
     if (error.empty()) fail(list, "rejected without a message");
     Options again = base;
@@ -209,7 +222,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   base.fd_cache_capacity = 3;
   base.index_budget = 5;
   Options on_base;
-  if (check_against_reference(list, base, &on_base) != ok) fail(list, "acceptance depends on the base");
+  if (check_against_reference(list, base, &on_base) != ok)
+    fail(list, "acceptance depends on the base");
 
   if (ok) {
     // Canonical rendering: parses back to the same Options and renders the same.
@@ -219,7 +233,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!foldfs::fs::parse_mount_options(text, &back, &error)) {
       fail(list, ("canonical rendering rejected: " + text + ": " + error).c_str());
     }
-    if (!same(back, parsed)) fail(list, ("canonical rendering reads back differently: " + text).c_str());
+    if (!same(back, parsed))
+      fail(list, ("canonical rendering reads back differently: " + text).c_str());
     if (canonical(list, back) != text) fail(list, "canonical rendering is not stable");
   }
 
@@ -231,8 +246,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Options seq;
     std::string error;
     const bool ok1 = foldfs::fs::parse_mount_options(l1, &seq, &error);
-    const bool ok2 = ok1 && !l1.empty() && !l2.empty() &&
-                     foldfs::fs::parse_mount_options(l2, &seq, &error);
+    const bool ok2 =
+        ok1 && !l1.empty() && !l2.empty() && foldfs::fs::parse_mount_options(l2, &seq, &error);
     if (ok2 != ok) fail(list, "a list and its two halves disagree on acceptance");
     if (ok && !same(seq, parsed)) fail(list, "a list is not its second half on top of its first");
   }

@@ -2,6 +2,7 @@
 // the kernel-invalidation decisions, against a real backing directory.
 #include <dirent.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <linux/fs.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -13,9 +14,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "fs/filesystem.h"
 
@@ -334,13 +334,15 @@ TEST_F(FsCoreTest, ReaddirResumesAtTheKernelsOffset) {
   for (int calls = 0; calls < 1000; ++calls) {
     int taken = 0;
     off_t next_offset = offset;
-    ASSERT_EQ(fs_->readdir(kRoot, offset, [&](std::string_view n, uint64_t, mode_t, off_t next) {
-      if (taken == 7) return false;  // a small buffer: 7 entries per call
-      ++taken;
-      if (n != "." && n != "..") seen.emplace_back(n);
-      next_offset = next;
-      return true;
-    }), 0);
+    ASSERT_EQ(fs_->readdir(kRoot, offset,
+                           [&](std::string_view n, uint64_t, mode_t, off_t next) {
+                             if (taken == 7) return false;  // a small buffer: 7 entries per call
+                             ++taken;
+                             if (n != "." && n != "..") seen.emplace_back(n);
+                             next_offset = next;
+                             return true;
+                           }),
+              0);
     if (taken == 0) break;
     offset = next_offset;
   }
@@ -351,20 +353,61 @@ TEST_F(FsCoreTest, ReaddirResumesAtTheKernelsOffset) {
 
 TEST_F(FsCoreTest, ReaddirplusCountsLookupsAndMarksTheListing) {
   backing_touch("foo");  // not created through the core: only the listing tells the kernel
+  std::filesystem::create_directory(root_ + "/Sub");
   open_all();
-  int entries = 0;
-  ASSERT_EQ(fs_->readdirplus(kRoot, 0, [&](std::string_view n, const EntryOut& e, off_t) {
-    if (n == "foo") {
-      EXPECT_NE(e.ino, 0u);
-      ++entries;
-    }
-    return true;
-  }), 0);
-  EXPECT_EQ(entries, 1);
-  // The kernel now holds "foo": unlinking it as "FOO" must invalidate.
+  std::map<std::string, uint64_t> listed;
+  ASSERT_EQ(fs_->readdirplus(kRoot, 0,
+                             [&](std::string_view n, const EntryOut& e, off_t) {
+                               listed[std::string(n)] = e.ino;
+                               return true;
+                             }),
+            0);
+  ASSERT_EQ(listed.count("foo"), 1u);
+  ASSERT_EQ(listed.count("Sub"), 1u);
+  EXPECT_NE(listed["Sub"], 0u) << "subdirectories always come with attributes";
+  // The kernel now holds "Sub" (and "foo" if it came with attributes): removing it through
+  // another spelling must invalidate.
   const int before = notifier_.count;
   ASSERT_EQ(fs_->unlink(ctx_, kRoot, "FOO"), 0);
   EXPECT_GT(notifier_.count, before);
+}
+
+// Files come with attributes only while programs show they use them: a fresh daemon lists
+// lean (find wants names), a LOOKUP after a lean listing (ls -l, opening each file) turns
+// attributes on, and lean listings without lookups turn them off again.
+TEST_F(FsCoreTest, ListingsGiveFileAttributesWhileProgramsUseThem) {
+  for (int i = 0; i < 4; ++i) backing_touch("f" + std::to_string(i));
+  open_all();
+  auto files_with_attributes = [&] {
+    int n = 0;
+    EXPECT_EQ(fs_->readdirplus(kRoot, 0,
+                               [&](std::string_view name, const EntryOut& e, off_t) {
+                                 if (name.substr(0, 1) == "f" && e.ino != 0) ++n;
+                                 return true;
+                               }),
+              0);
+    return n;
+  };
+  EXPECT_EQ(files_with_attributes(), 0) << "a fresh daemon lists lean";
+  EXPECT_EQ(files_with_attributes(), 0) << "no lookup followed: still lean";
+  // A program that stats what it lists (ls -l): the kernel asks for the files only after a
+  // listing that did not give them.
+  int full = 0;
+  for (int i = 0; i < 32; ++i) {
+    if (files_with_attributes() == 4) {
+      ++full;
+    } else {
+      ASSERT_EQ(lookup(kRoot, "f1"), 0);
+    }
+  }
+  EXPECT_GE(full, 24) << "lookups after listings must turn attributes on (but for samples)";
+  EXPECT_LT(full, 32) << "some listings stay lean, to notice when programs stop using them";
+  // Nothing looks anything up any more: within a few samples the listings are lean again.
+  int lean_in_a_row = 0;
+  for (int i = 0; i < 200 && lean_in_a_row < 20; ++i) {
+    lean_in_a_row = files_with_attributes() == 0 ? lean_in_a_row + 1 : 0;
+  }
+  EXPECT_EQ(lean_in_a_row, 20);
 }
 
 // --- kernel coherence decisions -------------------------------------------------------------

@@ -303,7 +303,7 @@ GEN=$ROOT/generated.md
   echo "load average $LOAD_START at the start, $LOAD_END at the end (1-minute load at each phase: $PHASE_LOADS); workloads took $((T1 - T0)) s."
   echo "Sizes: $N_META files per directory, readdir ×$READDIR_PASSES, tarball of $TAR_SRC ($TAR_ENTRIES entries),"
   echo "$PROBES probes, ${SEQ_MIB} MiB file, random reads ${RAND_S} s (same-open ${RAND_SAME_S} s), directories of ${SCALE_SIZES// /, } entries ($SCALE_LOOKUPS files × 4 new spellings, 3 rounds)."
-  echo "foldfs and bindfs with their default options (timeouts 1 s)."
+  echo "foldfs and bindfs with their default options (foldfs: kernel timeouts 60 s, outside changes pushed; bindfs: 1 s)."
   if awk -v l="${LOAD_START%% *}" 'BEGIN { exit !(l > 1.0) }'; then
     echo
     echo "**The machine was busy when this run started (load $LOAD_START): figures may be off by 2–4×.**"

@@ -15,14 +15,18 @@ class DirLock {
  public:
   enum Mode { kRead, kWrite };
   DirLock(DirState& dir, Mode mode) : dir_(&dir), mode_(mode) {
-    if (mode == kRead) dir.ns_lock.lock_shared();
-    else dir.ns_lock.lock();
+    if (mode == kRead)
+      dir.ns_lock.lock_shared();
+    else
+      dir.ns_lock.lock();
   }
   DirLock(const DirLock&) = delete;
   DirLock& operator=(const DirLock&) = delete;
   ~DirLock() {
-    if (mode_ == kRead) dir_->ns_lock.unlock_shared();
-    else dir_->ns_lock.unlock();
+    if (mode_ == kRead)
+      dir_->ns_lock.unlock_shared();
+    else
+      dir_->ns_lock.unlock();
   }
 
  private:

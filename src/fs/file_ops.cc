@@ -202,8 +202,8 @@ int Filesystem::scan_directory(
       chunk);
 }
 
+// Listings read the backing directory itself: queued outside changes need no catching up.
 int Filesystem::readdir(uint64_t ino, off_t offset, const DirEmit& emit, size_t reply_bytes) {
-  catch_up_outside_changes();
   std::shared_ptr<Inode> dir;
   if (int err = dir_inode(ino, &dir); err != 0) return err;
   return scan_directory(
@@ -225,7 +225,6 @@ int Filesystem::readdir(uint64_t ino, off_t offset, const DirEmit& emit, size_t 
 // what every program listing a tree does next.
 int Filesystem::readdirplus(uint64_t ino, off_t offset, const DirPlusEmit& emit,
                             size_t reply_bytes) {
-  catch_up_outside_changes();
   std::shared_ptr<Inode> dir;
   if (int err = dir_inode(ino, &dir); err != 0) return err;
   DirLock lock(*dir->dir, DirLock::kRead);

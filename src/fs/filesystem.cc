@@ -134,8 +134,8 @@ int Filesystem::inode_and_fd(uint64_t ino, std::shared_ptr<Inode>* node, SharedF
 
 int Filesystem::begin_change(uint64_t parent, std::shared_ptr<Inode>* dir, SharedFd* dirfd) {
   if (options_.read_only) return EROFS;
-  catch_up_outside_changes();
   if (int err = dir_inode(parent, dir); err != 0) return err;
+  catch_up_for(**dir);
   int err = 0;
   *dirfd = path_fd(*dir, &err);
   return *dirfd ? 0 : err;
@@ -449,6 +449,19 @@ double Filesystem::attr_timeout() const {
   return timeout_or_auto(options_.attr_timeout, changes_pushed());
 }
 
+void Filesystem::catch_up_for(const Inode& dir) {
+  catch_up_for(dir, dir);
+}
+
+void Filesystem::catch_up_for(const Inode& a, const Inode& b) {
+  if (!watcher_) return;
+  auto loaded = [](const Inode& d) {
+    std::lock_guard lock(d.dir->index_lock);
+    return d.dir->index.complete();
+  };
+  if (loaded(a) || (&a != &b && loaded(b))) watcher_->catch_up();
+}
+
 bool Filesystem::is_casefolded(uint64_t ino) {
   auto node = inode(ino);
   return node && node->is_dir() && casefolded(*node);
@@ -731,7 +744,6 @@ int Filesystem::reconnect(uint64_t id, EntryOut* out) {
 
 int Filesystem::lookup(const Context& ctx, uint64_t parent, std::string_view name, EntryOut* out) {
   counters_.lookups++;
-  catch_up_outside_changes();
   // "." and ".." arrive only when the kernel reconnects an inode reached by file handle.
   if (name == ".") {
     std::shared_ptr<Inode> self = inode(parent);
@@ -761,6 +773,7 @@ int Filesystem::lookup(const Context& ctx, uint64_t parent, std::string_view nam
   }
 
   note_lookup_after_listing(*dir->dir);
+  catch_up_for(*dir);
   DirLock lock(*dir->dir, DirLock::kRead);
   const bool casefold = casefolded(*dir);
   if (int e = check_name(name, casefold); e != 0) return e;

@@ -31,6 +31,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
@@ -232,11 +233,13 @@ class Filesystem {
   void send_inode_invalidations();  // on the watcher's thread
   bool changes_pushed() const;      // whether outside changes reach the kernel as they happen
   double timeout_or_auto(double option, bool pushed) const;
-  // Applies every outside change queued so far. Called first by each request that reaches the
-  // daemon, so that its reply (and the kernel caches it fills) reflects them.
-  void catch_up_outside_changes() {
-    if (watcher_) watcher_->catch_up();
-  }
+  // Applies every outside change queued so far, where a request may answer from an index that
+  // has not seen them: in a directory whose index is loaded (watched indexes answer hits and
+  // misses without asking the backing directory). Everywhere else answers come from the backing
+  // directory itself, which already shows every change that returned; the watcher's thread
+  // applies the queued events to the kernel's caches meanwhile.
+  void catch_up_for(const Inode& dir);
+  void catch_up_for(const Inode& a, const Inode& b);
   bool within_backing(int fd, bool is_dir);
   static uint64_t fd_cache_key(const Inode& inode);
 
@@ -282,7 +285,9 @@ class Filesystem {
   backing::UniqueFd mount_fd_;  // O_RDONLY of the backing root, for open_by_handle_at
   dev_t root_dev_ = 0;
   ino_t root_ino_ = 0;
-  std::string backing_path_;        // realpath of the backing root
+  std::string backing_path_;              // realpath of the backing root
+  const uid_t daemon_uid_ = ::geteuid();  // the daemon never changes its ids
+  const gid_t daemon_gid_ = ::getegid();
   bool network_backing_ = false;    // NFS, SMB, FUSE, ...: changes elsewhere go unreported
   bool compact_ids_ = false;        // node ids are handle bytes (see node_identity())
   bool handles_carry_ino_ = false;  // FILEID_INO32_GEN handles, checked on the root

@@ -31,7 +31,7 @@ struct Filesystem::NodeSpec {
 // changes then. chown clears setuid/setgid bits, which are put back afterwards.
 int Filesystem::give_to_caller(const Context& ctx, int dirfd, const std::string& name, mode_t mode,
                                bool is_symlink) {
-  if (ctx.uid == ::geteuid() && ctx.gid == ::getegid()) return 0;
+  if (ctx.uid == daemon_uid_ && ctx.gid == daemon_gid_) return 0;
   struct stat parent;
   if (::fstat(dirfd, &parent) != 0) return errno;
   // The bits the node got (after the umask or a default ACL), to restore what chown clears.
@@ -185,10 +185,10 @@ int Filesystem::rename(const Context&, uint64_t parent, std::string_view name, u
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return EINVAL;
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return EINVAL;
   if (options_.read_only) return EROFS;
-  catch_up_outside_changes();
   std::shared_ptr<Inode> from, to;
   if (int err = dir_inode(parent, &from); err != 0) return err;
   if (int err = dir_inode(newparent, &to); err != 0) return err;
+  catch_up_for(*from, *to);
   int err = 0;
   SharedFd from_fd = path_fd(from, &err);
   if (!from_fd) return err;

@@ -9,10 +9,11 @@ namespace {
 
 // mount(8) passes these to helpers; they mean nothing to foldfs itself.
 constexpr std::string_view kIgnored[] = {
-    "rw",      "defaults", "dev",   "nodev",   "suid",   "nosuid",   "exec",     "noexec",
-    "auto",    "noauto",   "user",  "nouser",  "users",  "nofail",   "_netdev",  "atime",
-    "noatime", "relatime", "async", "sync",    "owner",  "group",    "nodiratime", "diratime",
-    "lazytime", "nolazytime", "strictatime", "loud", "silent", "comment",
+    "rw",       "defaults",   "dev",         "nodev",  "suid",       "nosuid",
+    "exec",     "noexec",     "auto",        "noauto", "user",       "nouser",
+    "users",    "nofail",     "_netdev",     "atime",  "noatime",    "relatime",
+    "async",    "sync",       "owner",       "group",  "nodiratime", "diratime",
+    "lazytime", "nolazytime", "strictatime", "loud",   "silent",     "comment",
 };
 
 bool parse_seconds(std::string_view text, double* out) {
@@ -55,15 +56,21 @@ bool apply_one(std::string_view opt, Options* out, std::string* error) {
     return true;
   };
   if (name == "casefold") {
-    if (value == "flag") out->casefold = CasefoldMode::kFlag;
-    else if (value == "all") out->casefold = CasefoldMode::kAll;
-    else return bad_value();
+    if (value == "flag")
+      out->casefold = CasefoldMode::kFlag;
+    else if (value == "all")
+      out->casefold = CasefoldMode::kAll;
+    else
+      return bad_value();
     return true;
   }
   if (name == "outside") {
-    if (value == "watch") out->outside = OutsideChanges::kWatch;
-    else if (value == "revalidate") out->outside = OutsideChanges::kRevalidate;
-    else return bad_value();
+    if (value == "watch")
+      out->outside = OutsideChanges::kWatch;
+    else if (value == "revalidate")
+      out->outside = OutsideChanges::kRevalidate;
+    else
+      return bad_value();
     return true;
   }
   if (name == "strict") return flag(&out->strict);
@@ -71,7 +78,7 @@ bool apply_one(std::string_view opt, Options* out, std::string* error) {
   if (name == "allow_other") return flag(&out->allow_other);
   if (name == "debug_no_invalidation") return flag(&out->debug_no_invalidation);
   if (name == "entry_timeout" || name == "attr_timeout" || name == "negative_timeout") {
-    double* field = name == "entry_timeout" ? &out->entry_timeout
+    double* field = name == "entry_timeout"  ? &out->entry_timeout
                     : name == "attr_timeout" ? &out->attr_timeout
                                              : &out->negative_timeout;
     return parse_seconds(value, field) ? true : bad_value();

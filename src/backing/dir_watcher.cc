@@ -50,6 +50,11 @@ DirWatcher::DirWatcher(UniqueFd fanotify, UniqueFd wakeup, Callback callback, Id
       self_(::getpid()) {}
 
 DirWatcher::~DirWatcher() {
+  stop();
+}
+
+void DirWatcher::stop() {
+  if (!thread_.joinable()) return;
   stopping_ = true;
   const uint64_t one = 1;
   if (::write(wakeup_.get(), &one, sizeof(one)) < 0) {
@@ -57,7 +62,7 @@ DirWatcher::~DirWatcher() {
     thread_.detach();
     return;
   }
-  if (thread_.joinable()) thread_.join();
+  thread_.join();
 }
 
 int DirWatcher::watch(int dirfd) {

@@ -66,6 +66,10 @@ class DirWatcher {
   // Makes the watcher's thread run `idle` soon.
   void kick();
 
+  // Stops the thread (the destructor does too): no callback runs after it returns. catch_up()
+  // still works from other threads.
+  void stop();
+
  private:
   DirWatcher(UniqueFd fanotify, UniqueFd wakeup, Callback callback, Idle idle);
   void run();

@@ -324,6 +324,10 @@ void Filesystem::start_services() {
   if (watcher_) watch_directory(*inodes_.get(kRootId), root_fd_.get());
 }
 
+void Filesystem::stop_services() {
+  if (watcher_) watcher_->stop();
+}
+
 void Filesystem::start_watching(const std::string& backing) {
   if (network_backing_) {
     std::fprintf(stderr,

@@ -112,6 +112,8 @@ class Filesystem {
   // Starts the threads the filesystem runs (the outside-change watcher). Call it in the process
   // that serves requests: after daemonizing, since fork() keeps only the calling thread.
   void start_services();
+  // Stops them: call it before the session the notifier writes to goes away.
+  void stop_services();
   // Whether outside changes are watched (outside=watch and fanotify available).
   bool watching() const { return watcher_ != nullptr; }
   const Options& options() const { return options_; }

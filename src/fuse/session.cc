@@ -88,7 +88,8 @@ int run_mount(const MountRequest& request, std::string* error) {
   EpochNotifier notifier;
   filesystem->set_notifier(&notifier);
 
-  std::string opts = "fsname=" + escape_option_value(backing) + ",subtype=foldfs,default_permissions";
+  std::string opts =
+      "fsname=" + escape_option_value(backing) + ",subtype=foldfs,default_permissions";
   if (request.options.allow_other) opts += ",allow_other";
   if (request.options.read_only) opts += ",ro";
   std::vector<std::string> argv_storage = {"foldfs", "-o", opts};
@@ -120,6 +121,9 @@ int run_mount(const MountRequest& request, std::string* error) {
       fuse_loop_cfg_set_max_threads(config, 16);
       status = fuse_session_loop_mt(se, config) == 0 ? 0 : 1;
       fuse_loop_cfg_destroy(config);
+      // The watcher's thread writes invalidations to the session: it stops before the session.
+      filesystem->stop_services();
+      notifier.set_session(nullptr);
       fuse_session_unmount(se);
     }
     fuse_remove_signal_handlers(se);

@@ -373,15 +373,8 @@ void Filesystem::on_outside_change(const backing::DirWatcher::Event& event) {
     queue_inode_invalidations(inodes_.ids());
     return;
   }
-  std::shared_ptr<Inode> dir;
-  auto root = inodes_.get(kRootId);
-  if (root && event.dir == root->handle) {
-    dir = root;
-  } else if (compact_ids_ && event.dir.type() == handle_type_ && event.dir.size() == handle_size_) {
-    dir = inodes_.get(event.dir.node_bits());
-  }
-  if (!dir || !dir->is_dir() || !(dir->handle == event.dir))
-    return;  // the kernel holds nothing there
+  std::shared_ptr<Inode> dir = known_inode(event.dir);
+  if (!dir || !dir->is_dir()) return;  // the kernel holds nothing there
   int err = 0;
   SharedFd dirfd = path_fd(dir, &err);
   if (event.attributes_changed)
@@ -411,9 +404,17 @@ void Filesystem::note_outside_attribute_change(const Inode& dir, int dirfd,
   }
   backing::FileHandle handle;
   if (dirfd < 0 || handle.assign_from(dirfd, name.c_str()) != 0) return;  // gone already
-  if (!compact_ids_ || handle.type() != handle_type_ || handle.size() != handle_size_) return;
+  if (auto node = known_inode(handle)) queue_inode_invalidations({node->id});
+}
+
+// The inode in the table for a backing handle reported by the watcher, if the kernel holds it.
+std::shared_ptr<Inode> Filesystem::known_inode(const backing::FileHandle& handle) const {
+  auto root = inodes_.get(kRootId);
+  if (root && handle == root->handle) return root;
+  if (!compact_ids_ || handle.type() != handle_type_ || handle.size() != handle_size_)
+    return nullptr;
   auto node = inodes_.get(handle.node_bits());
-  if (node && node->handle == handle) queue_inode_invalidations({node->id});
+  return node && node->handle == handle ? node : nullptr;
 }
 
 void Filesystem::queue_inode_invalidations(const std::vector<uint64_t>& ids) {

@@ -230,6 +230,7 @@ class Filesystem {
   void start_watching(const std::string& backing);
   void watch_directory(Inode& dir, int fd);
   void on_outside_change(const backing::DirWatcher::Event& event);
+  std::shared_ptr<Inode> known_inode(const backing::FileHandle& handle) const;
   void note_outside_attribute_change(const Inode& dir, int dirfd, const std::string& name);
   void queue_inode_invalidations(const std::vector<uint64_t>& ids);
   void send_inode_invalidations();  // on the watcher's thread

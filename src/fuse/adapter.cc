@@ -46,8 +46,8 @@ fs::Context context_with_groups(fuse_req_t req) {
   fs::Context ctx = context(req);
   ctx.in_supplementary_group = [req](gid_t gid) {
     gid_t groups[256];
-    const int n = std::min(fuse_req_getgroups(req, 256, groups), 256);
-    return std::find(groups, groups + std::max(n, 0), gid) != groups + std::max(n, 0);
+    gid_t* end = groups + std::clamp(fuse_req_getgroups(req, 256, groups), 0, 256);
+    return std::find(groups, end, gid) != end;
   };
   return ctx;
 }

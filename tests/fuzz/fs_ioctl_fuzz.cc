@@ -137,14 +137,10 @@ class Run {
     check_all();
   }
 
-  void close() {
-    fs_.reset();
-  }
+  void close() { fs_.reset(); }
 
  private:
-  std::string path_of(const Target& t) const {
-    return t.path[0] ? root_ + "/" + t.path : root_;
-  }
+  std::string path_of(const Target& t) const { return t.path[0] ? root_ + "/" + t.path : root_; }
   static const char* name(const Target& t) { return t.path[0] ? t.path : "/"; }
 
   void note(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
@@ -236,7 +232,8 @@ class Run {
   bool backing_xattr(const Target& t) {
     char v[8];
     const ssize_t n = ::getxattr(path_of(t).c_str(), "trusted.foldfs.casefold", v, sizeof v);
-    if (n < 0 && errno != ENODATA) fail(trace_, "backing getxattr %s: %s", name(t), strerror(errno));
+    if (n < 0 && errno != ENODATA)
+      fail(trace_, "backing getxattr %s: %s", name(t), strerror(errno));
     return n >= 1 && v[0] == '1';
   }
 
@@ -253,7 +250,13 @@ class Run {
 
   static bool allowed_set_error(int err) {
     switch (err) {
-      case 0: case EOPNOTSUPP: case ENOTEMPTY: case EPERM: case EROFS: case EINVAL: case ENOTTY:
+      case 0:
+      case EOPNOTSUPP:
+      case ENOTEMPTY:
+      case EPERM:
+      case EROFS:
+      case EINVAL:
+      case ENOTTY:
       case EACCES:
         return true;
       default:
@@ -268,7 +271,8 @@ class Run {
     const int invalidations = notifier_.count;
     const int err = fs_->set_flags({}, t.ino, w);
     note("set_flags %s 0x%x -> %s", name(t), w, errname(err).c_str());
-    if (!allowed_set_error(err)) fail(trace_, "set_flags: unexpected errno %s", errname(err).c_str());
+    if (!allowed_set_error(err))
+      fail(trace_, "set_flags: unexpected errno %s", errname(err).c_str());
     const bool want = w & kCasefold;
     const uint32_t after = backing_flags(t);
     if (!t.is_dir && want && !ro_ && err != EOPNOTSUPP) {
@@ -277,7 +281,8 @@ class Run {
     if (t.is_dir && want != was) {
       if (all_ && err == 0) fail(trace_, "casefold=all: the flag was cleared");
       if (!all_ && !empty && err == 0) fail(trace_, "the flag of a non-empty directory changed");
-      if (!all_ && !ro_ && !empty && err != ENOTEMPTY && (before & ~kCasefold) == (w & ~kCasefold)) {
+      if (!all_ && !ro_ && !empty && err != ENOTEMPTY &&
+          (before & ~kCasefold) == (w & ~kCasefold)) {
         fail(trace_, "flip on a non-empty directory: %s, not ENOTEMPTY", errname(err).c_str());
       }
       if (ro_ && err == 0) fail(trace_, "ro: the flag changed");
@@ -306,11 +311,17 @@ class Run {
   void set_fsxattr(Target& t, const struct fsxattr& fsx) {
     const uint32_t before = backing_flags(t);
     const int err = fs_->set_fsxattr(t.ino, &fsx);
-    note("set_fsxattr %s xflags=0x%x extsize=%u nextents=%u projid=%u cowextsize=%u -> %s",
-         name(t), fsx.fsx_xflags, fsx.fsx_extsize, fsx.fsx_nextents, fsx.fsx_projid,
-         fsx.fsx_cowextsize, errname(err).c_str());
+    note("set_fsxattr %s xflags=0x%x extsize=%u nextents=%u projid=%u cowextsize=%u -> %s", name(t),
+         fsx.fsx_xflags, fsx.fsx_extsize, fsx.fsx_nextents, fsx.fsx_projid, fsx.fsx_cowextsize,
+         errname(err).c_str());
     switch (err) {
-      case 0: case EOPNOTSUPP: case EINVAL: case EPERM: case EROFS: case ENOTTY: case EACCES:
+      case 0:
+      case EOPNOTSUPP:
+      case EINVAL:
+      case EPERM:
+      case EROFS:
+      case ENOTTY:
+      case EACCES:
         break;
       default:
         fail(trace_, "set_fsxattr: unexpected errno %s", errname(err).c_str());
@@ -318,7 +329,8 @@ class Run {
     if (ro_ && err != EROFS) fail(trace_, "ro: set_fsxattr answered %s", errname(err).c_str());
     // Whether a failed call changed anything is the backing filesystem's business here (ext4
     // applies the flags before it refuses a project id), unlike set_flags' casefold step.
-    if (ro_ && backing_flags(t) != before) fail(trace_, "ro: set_fsxattr changed the backing flags");
+    if (ro_ && backing_flags(t) != before)
+      fail(trace_, "ro: set_fsxattr changed the backing flags");
   }
 
   void toggle_child(Target& t) {
@@ -337,7 +349,10 @@ class Run {
     }
     note("%s %s/k -> %s", exists ? "unlink" : "create", name(t), errname(err).c_str());
     switch (err) {
-      case 0: case EPERM: case EROFS: case EACCES:
+      case 0:
+      case EPERM:
+      case EROFS:
+      case EACCES:
         break;
       default:
         fail(trace_, "child: unexpected errno %s", errname(err).c_str());

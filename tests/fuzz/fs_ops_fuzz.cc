@@ -65,16 +65,41 @@ using fuzz::show;
 constexpr uint32_t kCasefold = 0x40000000;
 
 const char* const kTokens[32] = {
-    "a",            "A",            "\xc3\x9f",     "SS",           "ss",
-    "\xc3\xa9",     "e\xcc\x81",    "\xe2\x80\x8b", "\xce\xa9",     "\xcf\x89",
-    "\xe2\x84\xa6", "\xff",         "\xe1\xba\x9e", "\xe2\x84\xaa", "k",
-    ".",            "\xc3\x89",     "\xc7\x85",     "\xef\xac\x80", "f",
-    "\xc4\xb0",     "i",            "\xc4\xb1",     "\xcc\x81",     "x",
-    "X",            "\xc3",         "\xe2\x80\x8d", "\xce\xa3",     "\xcf\x82",
-    "\xcf\x83",     "\xc2\xad",
+    "a",
+    "A",
+    "\xc3\x9f",
+    "SS",
+    "ss",
+    "\xc3\xa9",
+    "e\xcc\x81",
+    "\xe2\x80\x8b",
+    "\xce\xa9",
+    "\xcf\x89",
+    "\xe2\x84\xa6",
+    "\xff",
+    "\xe1\xba\x9e",
+    "\xe2\x84\xaa",
+    "k",
+    ".",
+    "\xc3\x89",
+    "\xc7\x85",
+    "\xef\xac\x80",
+    "f",
+    "\xc4\xb0",
+    "i",
+    "\xc4\xb1",
+    "\xcc\x81",
+    "x",
+    "X",
+    "\xc3",
+    "\xe2\x80\x8d",
+    "\xce\xa3",
+    "\xcf\x82",
+    "\xcf\x83",
+    "\xc2\xad",
 };
-const char* const kXattrNames[] = {"user.a", "user.A", "user.b", "trusted.x",
-                                   "trusted.foldfs.casefold", "trusted.foldfs.stats"};
+const char* const kXattrNames[] = {
+    "user.a", "user.A", "user.b", "trusted.x", "trusted.foldfs.casefold", "trusted.foldfs.stats"};
 const char* const kXattrValues[] = {"", "1", "value", "0"};
 
 bool trace_enabled() {
@@ -100,15 +125,21 @@ enum class Kind { kFile, kDir, kSymlink, kFifo };
 
 mode_t type_of(Kind k) {
   switch (k) {
-    case Kind::kFile: return S_IFREG;
-    case Kind::kDir: return S_IFDIR;
-    case Kind::kSymlink: return S_IFLNK;
-    case Kind::kFifo: return S_IFIFO;
+    case Kind::kFile:
+      return S_IFREG;
+    case Kind::kDir:
+      return S_IFDIR;
+    case Kind::kSymlink:
+      return S_IFLNK;
+    case Kind::kFifo:
+      return S_IFIFO;
   }
   return 0;
 }
 // user.* xattrs exist only on regular files and directories (xattr_permission()).
-bool takes_user_xattrs(Kind k) { return k == Kind::kFile || k == Kind::kDir; }
+bool takes_user_xattrs(Kind k) {
+  return k == Kind::kFile || k == Kind::kDir;
+}
 
 struct Node {
   Kind kind = Kind::kFile;
@@ -149,13 +180,15 @@ class Run {
     step_ = step;
     const uint8_t code = in.u8() % 25;
     switch (code) {
-      case 0: case 1: {
+      case 0:
+      case 1: {
         const int d = pick_dir(in);
         const std::string n = read_name(in, d);
         do_create(d, n, code == 0);
         break;
       }
-      case 2: case 3: {
+      case 2:
+      case 3: {
         const int d = pick_dir(in);
         const std::string n = read_name(in, d);
         do_make(d, n, code == 2 ? Kind::kDir : (n.size() & 1) ? Kind::kFifo : Kind::kSymlink);
@@ -168,19 +201,27 @@ class Run {
         do_link(src, d, n);
         break;
       }
-      case 5: case 6: {
+      case 5:
+      case 6: {
         const int d = pick_dir(in);
         const std::string n = read_name(in, d);
         do_remove(d, n, code == 6);
         break;
       }
-      case 7: case 23: {
+      case 7:
+      case 23: {
         const int d1 = pick_dir(in);
         const std::string n1 = read_name(in, d1);
         const int d2 = pick_dir(in);
         const std::string n2 = read_name(in, d2);
-        static const unsigned kFlags[8] = {0, 0, 0, RENAME_NOREPLACE, RENAME_NOREPLACE,
-                                           RENAME_EXCHANGE, RENAME_EXCHANGE, RENAME_WHITEOUT};
+        static const unsigned kFlags[8] = {0,
+                                           0,
+                                           0,
+                                           RENAME_NOREPLACE,
+                                           RENAME_NOREPLACE,
+                                           RENAME_EXCHANGE,
+                                           RENAME_EXCHANGE,
+                                           RENAME_WHITEOUT};
         unsigned flags = kFlags[in.u8() % 8];
         if (flags == RENAME_WHITEOUT && (step & 1)) flags = RENAME_NOREPLACE | RENAME_EXCHANGE;
         do_rename(d1, n1, d2, n2, flags);
@@ -238,7 +279,8 @@ class Run {
       case 18:
         do_lookup_dotdot(pick_dir(in));
         break;
-      case 19: case 21: {
+      case 19:
+      case 21: {
         const int d = pick_any_dir(in);
         const std::string n = read_name(in, d);
         do_outside_create(d, n, code == 21);
@@ -451,7 +493,9 @@ class Run {
   std::string nname(int n) const {
     const Node& node = nodes_[n];
     if (node.kind == Kind::kDir) return dname(n);
-    const char* kind = node.kind == Kind::kFile ? "file#" : node.kind == Kind::kFifo ? "fifo#" : "symlink#";
+    const char* kind = node.kind == Kind::kFile   ? "file#"
+                       : node.kind == Kind::kFifo ? "fifo#"
+                                                  : "symlink#";
     return kind + std::to_string(n);
   }
   void note(const char* fmt, ...) __attribute__((format(printf, 2, 3))) {
@@ -517,9 +561,10 @@ class Run {
     const uint64_t snapshot = kernel_.epoch;
     fs::EntryOut out;
     const char* what = kind == Kind::kDir ? "mkdir" : kind == Kind::kFifo ? "mknod" : "symlink";
-    const int err = kind == Kind::kDir    ? fs_->mkdir(ctx_, nodes_[d].ino, n, 0755, &out)
-                    : kind == Kind::kFifo ? fs_->mknod(ctx_, nodes_[d].ino, n, S_IFIFO | 0644, 0, &out)
-                                          : fs_->symlink(ctx_, "t", nodes_[d].ino, n, &out);
+    const int err = kind == Kind::kDir ? fs_->mkdir(ctx_, nodes_[d].ino, n, 0755, &out)
+                    : kind == Kind::kFifo
+                        ? fs_->mknod(ctx_, nodes_[d].ino, n, S_IFIFO | 0644, 0, &out)
+                        : fs_->symlink(ctx_, "t", nodes_[d].ino, n, &out);
     note("%s %s %s -> %s", what, dname(d).c_str(), show(n).c_str(), errname(err).c_str());
     expect(err, want, what);
     if (err != 0) return;
@@ -536,8 +581,10 @@ class Run {
     if (!known(src) || !known(d)) {
       want = ESTALE;
     } else if ((want = check_name(d, n)) == 0) {
-      if (resolve(d, n)) want = EEXIST;
-      else if (nodes_[src].kind == Kind::kDir) want = EPERM;
+      if (resolve(d, n))
+        want = EEXIST;
+      else if (nodes_[src].kind == Kind::kDir)
+        want = EPERM;
     }
     const uint64_t snapshot = kernel_.epoch;
     fs::EntryOut out;
@@ -549,8 +596,8 @@ class Run {
     add_entry(d, n, src);
     check_entry(src, out, "link");
     if (out.attr.st_nlink != static_cast<nlink_t>(nodes_[src].links)) {
-      fail(trace_, "link: st_nlink %lu, the model %d", static_cast<unsigned long>(out.attr.st_nlink),
-           nodes_[src].links);
+      fail(trace_, "link: st_nlink %lu, the model %d",
+           static_cast<unsigned long>(out.attr.st_nlink), nodes_[src].links);
     }
     operated(d, n, out, snapshot);
   }
@@ -580,8 +627,8 @@ class Run {
 
   void do_rename(int d1, const std::string& n1, int d2, const std::string& n2, unsigned flags) {
     int want = 0;
-    int also = -1;          // another acceptable answer
-    bool changes = false;   // whether the model changes
+    int also = -1;              // another acceptable answer
+    bool changes = false;       // whether the model changes
     bool kernel_moves = false;  // whether the kernel would move its dentries
     std::optional<std::string> src;
     std::string target = n2;
@@ -603,8 +650,10 @@ class Run {
       bool same_entry = false;
       if (cf(d2)) {
         if (auto ex = resolve(d2, n2)) {
-          if (flags & RENAME_NOREPLACE) want = EEXIST;
-          else if (d1 == d2 && *ex == *src) same_entry = true;
+          if (flags & RENAME_NOREPLACE)
+            want = EEXIST;
+          else if (d1 == d2 && *ex == *src)
+            same_entry = true;
           target = *ex;
         }
       }
@@ -662,8 +711,10 @@ class Run {
       if (exchange && nodes_[T].ino) {
         cache_[{nodes_[d1].ino, n1}] = Cached{true, nodes_[T].ino, snapshot};
       }
-      if (nodes_[S].ino) cache_[{nodes_[d2].ino, n2}] = Cached{true, nodes_[S].ino, snapshot};
-      else forget_cached(nodes_[d2].ino, n2);
+      if (nodes_[S].ino)
+        cache_[{nodes_[d2].ino, n2}] = Cached{true, nodes_[S].ino, snapshot};
+      else
+        forget_cached(nodes_[d2].ino, n2);
     }
   }
 
@@ -671,8 +722,10 @@ class Run {
     int want = known(d) ? check_name(d, n) : ESTALE;
     int target = -1;
     if (want == 0) {
-      if (auto s = resolve(d, n)) target = nodes_[d].entries[*s];
-      else want = ENOENT;
+      if (auto s = resolve(d, n))
+        target = nodes_[d].entries[*s];
+      else
+        want = ENOENT;
     }
     const uint64_t snapshot = kernel_.epoch;
     fs::EntryOut out;
@@ -798,8 +851,10 @@ class Run {
            (flags & kCasefold) != 0, is_dir && cf(n));
     }
     int want = 0;
-    if (!is_dir) want = on ? EOPNOTSUPP : 0;
-    else if (on != cf(n)) want = all_ ? EPERM : !nodes_[n].entries.empty() ? ENOTEMPTY : 0;
+    if (!is_dir)
+      want = on ? EOPNOTSUPP : 0;
+    else if (on != cf(n))
+      want = all_ ? EPERM : !nodes_[n].entries.empty() ? ENOTEMPTY : 0;
     const uint64_t before = kernel_.epoch;
     err = fs_->set_flags(ctx_, nodes_[n].ino, on ? flags | kCasefold : flags & ~kCasefold);
     note("chattr %cF %s -> %s", on ? '+' : '-', nname(n).c_str(), errname(err).c_str());
@@ -815,11 +870,16 @@ class Run {
     const bool user = name.rfind("user.", 0) == 0;
     auto& xs = nodes_[n].xattrs;
     int want = 0;
-    if (reserved) want = EPERM;
-    else if (!known(n)) want = ESTALE;
-    else if (user && !takes_user_xattrs(nodes_[n].kind)) want = EPERM;
-    else if (flags == XATTR_CREATE && xs.count(name)) want = EEXIST;
-    else if (flags == XATTR_REPLACE && !xs.count(name)) want = ENODATA;
+    if (reserved)
+      want = EPERM;
+    else if (!known(n))
+      want = ESTALE;
+    else if (user && !takes_user_xattrs(nodes_[n].kind))
+      want = EPERM;
+    else if (flags == XATTR_CREATE && xs.count(name))
+      want = EEXIST;
+    else if (flags == XATTR_REPLACE && !xs.count(name))
+      want = ENODATA;
     const int err = fs_->setxattr(nodes_[n].ino, name, value, flags);
     note("setxattr %s %s=%s flags %d -> %s", nname(n).c_str(), name.c_str(), show(value).c_str(),
          flags, errname(err).c_str());
@@ -834,17 +894,22 @@ class Run {
     note("getxattr %s %s size %zu -> %s", nname(n).c_str(), name.c_str(), size,
          errname(err).c_str());
     if (n == 0 && name == fs::kStatsXattr) {
-      if (err != 0 && !(err == ERANGE && size == 1)) fail(trace_, "stats: %s", errname(err).c_str());
+      if (err != 0 && !(err == ERANGE && size == 1))
+        fail(trace_, "stats: %s", errname(err).c_str());
       return;
     }
     const auto& xs = nodes_[n].xattrs;
     const bool user = name.rfind("user.", 0) == 0;
     int want = 0;
     auto it = xs.find(name);
-    if (name.rfind("trusted.foldfs.", 0) == 0) want = ENODATA;
-    else if (!known(n)) want = ESTALE;
-    else if (it == xs.end() || (user && !takes_user_xattrs(nodes_[n].kind))) want = ENODATA;
-    else if (size != 0 && size < it->second.size()) want = ERANGE;
+    if (name.rfind("trusted.foldfs.", 0) == 0)
+      want = ENODATA;
+    else if (!known(n))
+      want = ESTALE;
+    else if (it == xs.end() || (user && !takes_user_xattrs(nodes_[n].kind)))
+      want = ENODATA;
+    else if (size != 0 && size < it->second.size())
+      want = ERANGE;
     expect(err, want, "getxattr");
     if (err != 0) return;
     if (needed != it->second.size()) fail(trace_, "getxattr: needed %zu", needed);
@@ -875,16 +940,22 @@ class Run {
     }
     std::set<std::string> want;
     for (const auto& [name, v] : nodes_[n].xattrs) want.insert(name);
-    if (got != want) fail(trace_, "listxattr: names differ\n%s", diff({want.begin(), want.end()}, {got.begin(), got.end()}).c_str());
+    if (got != want)
+      fail(trace_, "listxattr: names differ\n%s",
+           diff({want.begin(), want.end()}, {got.begin(), got.end()}).c_str());
   }
 
   void do_removexattr(int n, const std::string& name) {
     auto& xs = nodes_[n].xattrs;
     int want = 0;
-    if (name.rfind("trusted.foldfs.", 0) == 0) want = EPERM;
-    else if (!known(n)) want = ESTALE;
-    else if (name.rfind("user.", 0) == 0 && !takes_user_xattrs(nodes_[n].kind)) want = EPERM;
-    else if (!xs.count(name)) want = ENODATA;
+    if (name.rfind("trusted.foldfs.", 0) == 0)
+      want = EPERM;
+    else if (!known(n))
+      want = ESTALE;
+    else if (name.rfind("user.", 0) == 0 && !takes_user_xattrs(nodes_[n].kind))
+      want = EPERM;
+    else if (!xs.count(name))
+      want = ENODATA;
     const int err = fs_->removexattr(nodes_[n].ino, name);
     note("removexattr %s %s -> %s", nname(n).c_str(), name.c_str(), errname(err).c_str());
     expect(err, want, "removexattr");
@@ -920,7 +991,8 @@ class Run {
     if (node.nlookup == 0) {
       // The kernel forgets an inode only once it holds no dentry for it or in it.
       for (auto it = cache_.begin(); it != cache_.end();) {
-        const bool drop = it->first.first == node.ino || (it->second.positive && it->second.ino == node.ino);
+        const bool drop =
+            it->first.first == node.ino || (it->second.positive && it->second.ino == node.ino);
         it = drop ? cache_.erase(it) : std::next(it);
       }
     }
@@ -1026,8 +1098,10 @@ class Run {
 
   // The kernel instantiates the dentry an operation named with the reply.
   void operated(int d, const std::string& n, const fs::EntryOut& out, uint64_t snapshot) {
-    if (out.entry_timeout > 0) cache_[{nodes_[d].ino, n}] = Cached{true, out.ino, snapshot};
-    else forget_cached(nodes_[d].ino, n);
+    if (out.entry_timeout > 0)
+      cache_[{nodes_[d].ino, n}] = Cached{true, out.ino, snapshot};
+    else
+      forget_cached(nodes_[d].ino, n);
   }
   void forget_cached(uint64_t dir, const std::string& n) { cache_.erase({dir, n}); }
 

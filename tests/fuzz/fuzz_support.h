@@ -85,9 +85,9 @@ inline const std::string& scratch_base() {
 
 // Clears inode flags (immutable, append-only) that would keep a file from being removed.
 inline void clear_inode_flags(int dirfd, const char* name, bool is_dir) {
-  const int fd = ::openat(dirfd, name,
-                          (is_dir ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK) | O_NOFOLLOW |
-                              O_CLOEXEC);
+  const int fd =
+      ::openat(dirfd, name,
+               (is_dir ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK) | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return;
   int flags = 0;
   if (::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 &&
@@ -117,7 +117,8 @@ inline void remove_contents(int dirfd) {
   for (const auto& [name, is_dir] : names) {
     clear_inode_flags(dirfd, name.c_str(), is_dir);
     if (is_dir) {
-      const int sub = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      const int sub =
+          ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (sub >= 0) {
         remove_contents(sub);
         ::close(sub);

@@ -136,8 +136,8 @@ TEST(CacheCoherence, ExchangeAndHardLinks) {
     ASSERT_EQ(write_file(m.path("two"), "2"), Errno(0));
     ASSERT_EQ(read_file(m.path("ONE")), "1");
     ASSERT_EQ(read_file(m.path("TWO")), "2");
-    ASSERT_EQ(errno_of(::renameat2(AT_FDCWD, m.path("One").c_str(), AT_FDCWD,
-                                   m.path("Two").c_str(), RENAME_EXCHANGE)),
+    ASSERT_EQ(errno_of(::renameat2(AT_FDCWD, m.path("One").c_str(), AT_FDCWD, m.path("Two").c_str(),
+                                   RENAME_EXCHANGE)),
               Errno(0));
     ASSERT_EQ(read_file(m.path("ONE")), "2") << "round " << i;
     ASSERT_EQ(read_file(m.path("TWO")), "1") << "round " << i;

@@ -5,10 +5,10 @@
 // daemon must still be running and serving, and the tree must be left consistent.
 // The model-checked random-operation generator and its soak are in reliability_model_test.cc.
 #include <fcntl.h>
-#include <cstdio>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <regex>
 #include <sstream>
 #include <string>

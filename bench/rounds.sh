@@ -4,7 +4,9 @@
 # gets a fresh ext4 in RAM (/dev/shm), so the disk and earlier rounds' deletions play no part:
 #   create N files; drop caches; stat each by its exact name; stat N missing names; drop caches;
 #   unlink each (a LOOKUP and an UNLINK per file).
-# Prints each round, then medians and the ratios to bindfs and to casefold off.
+# Prints each round, then medians and the ratios to bindfs and to casefold off. Where the kernel
+# has FUSE over io_uring, its switch is on for the run (put back after) and "dev" (casefold=all
+# over /dev/fuse, uring=off) is measured too.
 #
 # Usage: bench/rounds.sh [--bin-dir DIR] [--rounds R] [--files N]   (root; DIR defaults to
 # build-bench, built by bench/run.sh). docs/benchmarks.md ("Repeated rounds") holds a run.
@@ -29,7 +31,16 @@ command -v bindfs >/dev/null || { echo "rounds: bindfs is not installed" >&2; ex
 
 WORK=$(mktemp -d /tmp/foldfs-rounds.XXXXXX)
 IMG=/dev/shm/foldfs-rounds.img
+SWITCH=/sys/module/fuse/parameters/enable_uring
+SWITCH_WAS=""
+CONFIGS="all off bindfs"
+if [ -w "$SWITCH" ]; then
+  SWITCH_WAS=$(cat "$SWITCH")
+  echo Y >"$SWITCH"
+  CONFIGS="all off dev bindfs"
+fi
 cleanup() {
+  [ -n "$SWITCH_WAS" ] && echo "$SWITCH_WAS" >"$SWITCH"
   umount "$WORK/m" 2>/dev/null || true
   umount "$WORK/b" 2>/dev/null || true
   rm -rf "$WORK" "$IMG"
@@ -47,6 +58,7 @@ one_round() {  # config -> "create stat_cold missing_cold unlink_cold"
   case $1 in
     all) "$FOLDFS" mount -o casefold=all "$WORK/b" "$WORK/m" ;;
     off) "$FOLDFS" mount "$WORK/b" "$WORK/m" ;;
+    dev) "$FOLDFS" mount -o casefold=all,uring=off "$WORK/b" "$WORK/m" ;;
     bindfs) bindfs --no-allow-other --multithreaded "$WORK/b" "$WORK/m" ;;
   esac
   mkdir "$WORK/m/d"
@@ -65,7 +77,7 @@ one_round() {  # config -> "create stat_cold missing_cold unlink_cold"
 
 RESULTS=$WORK/results
 for ((r = 1; r <= ROUNDS; r++)); do
-  for c in all off bindfs; do
+  for c in $CONFIGS; do
     line="$c $(one_round "$c")"
     echo "round $r: $line"
     echo "$line" >>"$RESULTS"
@@ -82,10 +94,15 @@ awk '
   }
   END {
     split("create (open O_CREAT + close)|stat, exact name, cold|stat, missing name, cold|unlink, cold", w, "|")
-    print "| workload | foldfs all | foldfs off | bindfs | all ÷ bindfs | all ÷ off |"
-    print "| --- | ---: | ---: | ---: | ---: | ---: |"
+    dev = n["dev", 2] > 0
+    print "| workload | foldfs all | foldfs off |" (dev ? " foldfs all, /dev/fuse |" : "") " bindfs | all ÷ bindfs | all ÷ off |" (dev ? " /dev/fuse ÷ bindfs |" : "")
+    print "| --- | ---: | ---: |" (dev ? " ---: |" : "") " ---: | ---: | ---: |" (dev ? " ---: |" : "")
     for (i = 2; i <= 5; i++) {
       a = median("all", i); o = median("off", i); b = median("bindfs", i)
-      printf "| %s | %.0f | %.0f | %.0f | %.2f | %.2f |\n", w[i - 1], a, o, b, a / b, a / o
+      printf "| %s | %.0f | %.0f |", w[i - 1], a, o
+      if (dev) printf " %.0f |", median("dev", i)
+      printf " %.0f | %.2f | %.2f |", b, a / b, a / o
+      if (dev) printf " %.2f |", median("dev", i) / b
+      printf "\n"
     }
   }' "$RESULTS"

@@ -3,6 +3,7 @@
 #   native   the backing filesystem itself
 #   off      foldfs, default casefold=flag, no +F anywhere (the cost of the passthrough)
 #   all      foldfs -o casefold=all (every directory casefolded)
+#   dev      foldfs -o casefold=all,uring=off: "all" over /dev/fuse, when "all" uses io_uring
 #   bindfs   bindfs --multithreaded (a plain FUSE passthrough, for comparison)
 #   scan     what Wine does without help: readdir + case-insensitive compare (the driver,
 #            run against the native directory)
@@ -16,6 +17,8 @@
 #                           markers) and docs/benchmarks.png. Run it on a quiet machine.
 #   bench/run.sh --quick    tiny sizes, same code paths, a few seconds; writes to a temp dir
 #                           (what `ctest -L bench` runs).
+# Where the kernel has FUSE over io_uring, the run switches it on (and back as it was after), so
+# that off and all use it as they would on such a machine; --no-uring leaves it off (no dev).
 # Options: --bin-dir DIR (use DIR/foldfs and DIR/bench/{fsbench,index_bench} as they are;
 # default: configure and build a Release tree in build-bench), --out DIR (where the report
 # goes). Needs root (drop_caches, loop devices, FUSE mounts), /dev/fuse, bindfs, gnuplot and
@@ -25,6 +28,9 @@ set -Eeuo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
 QUICK=0
+NO_URING=0
+URING_SWITCH=/sys/module/fuse/parameters/enable_uring
+URING_WAS=""  # the switch as it was, when the run changed it
 BIN_DIR=""
 OUT=""
 while (($#)); do
@@ -32,7 +38,8 @@ while (($#)); do
     --quick) QUICK=1 ;;
     --bin-dir) BIN_DIR=$2; shift ;;
     --out) OUT=$2; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --no-uring) NO_URING=1 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -106,6 +113,7 @@ cleanup() {
   trap - EXIT
   for m in "${FUSE_MOUNTS[@]}" "${FS_MOUNTS[@]}"; do [ -n "$m" ] && unmount "$m"; done
   for m in "${LOOPS[@]}"; do [ -n "$m" ] && losetup -d "$m" 2>/dev/null; done
+  [ -n "$URING_WAS" ] && echo "$URING_WAS" >"$URING_SWITCH"
   if ((status != 0)); then say "FAILED (exit $status); results so far: $(wc -l <"$RESULTS") lines"; fi
   rm -rf "$ROOT"
   exit $status
@@ -128,7 +136,16 @@ make_fs() {
   FS_MOUNTS=("$ROOT/$name.fs" "${FS_MOUNTS[@]}")
 }
 
-CONFIGS=(native off all bindfs)
+# The FUSE transport: io_uring where the kernel has it (switched on for the run), else /dev/fuse.
+if ((!NO_URING)) && [ -w "$URING_SWITCH" ]; then
+  URING_WAS=$(cat "$URING_SWITCH")
+  echo Y >"$URING_SWITCH"
+  CONFIGS=(native off all dev bindfs)
+  TRANSPORT="foldfs over FUSE's io_uring transport (fuse.enable_uring switched on for the run), and over /dev/fuse in the \"all, /dev/fuse\" column"
+else
+  CONFIGS=(native off all bindfs)
+  TRANSPORT="foldfs over /dev/fuse ($([ -e "$URING_SWITCH" ] && echo "io_uring left off: --no-uring" || echo "this kernel has no FUSE io_uring transport"))"
+fi
 backing_of() { echo "$ROOT/$1.fs/data"; }
 dir_of() { if [ "$1" = native ]; then backing_of native; else echo "$ROOT/$1.m"; fi; }
 mount_cfg() {  # config
@@ -138,6 +155,7 @@ mount_cfg() {  # config
     native) return 0 ;;
     off) "$FOLDFS" mount "$b" "$m" ;;
     all|scale) "$FOLDFS" mount -o casefold=all "$b" "$m" ;;
+    dev) "$FOLDFS" mount -o casefold=all,uring=off "$b" "$m" ;;
     bindfs) bindfs --no-allow-other --multithreaded "$b" "$m" ;;
   esac
   FUSE_MOUNTS+=("$m")
@@ -177,7 +195,7 @@ phase() {  # name message: the 1-minute load average at each phase start goes in
   PHASE_LOADS+="${PHASE_LOADS:+, }$1 $(cut -d' ' -f1 /proc/loadavg)"
   say "$2"
 }
-stats() { [ "$1" = off ] || [ "$1" = all ] || [ "$1" = scale ] || return 0
+stats() { [ "$1" = off ] || [ "$1" = all ] || [ "$1" = dev ] || [ "$1" = scale ] || return 0
   { echo "== $1 $2"; "$FOLDFS" stats "$ROOT/$1.m"; } >>"$LOG"; }
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -303,7 +321,8 @@ GEN=$ROOT/generated.md
   echo "load average $LOAD_START at the start, $LOAD_END at the end (1-minute load at each phase: $PHASE_LOADS); workloads took $((T1 - T0)) s."
   echo "Sizes: $N_META files per directory, readdir ×$READDIR_PASSES, tarball of $TAR_SRC ($TAR_ENTRIES entries),"
   echo "$PROBES probes, ${SEQ_MIB} MiB file, random reads ${RAND_S} s (same-open ${RAND_SAME_S} s), directories of ${SCALE_SIZES// /, } entries ($SCALE_LOOKUPS files × 4 new spellings, 3 rounds)."
-  echo "foldfs and bindfs with their default options (foldfs: kernel timeouts 60 s, outside changes pushed; bindfs: 1 s)."
+  echo "foldfs and bindfs with their default options (foldfs: kernel timeouts 60 s, outside changes pushed; bindfs: 1 s);"
+  echo "$TRANSPORT."
   if awk -v l="${LOAD_START%% *}" 'BEGIN { exit !(l > 1.0) }'; then
     echo
     echo "**The machine was busy when this run started (load $LOAD_START): figures may be off by 2–4×.**"

@@ -5,7 +5,7 @@ PACKAGES=(
   build-essential cmake pkg-config git
   libfuse3-dev fuse3
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  unicode-data libicu-dev bzip2
+  unicode-data libicu-dev bzip2 liburing-dev
   linux-source-6.1  # fs/unicode sources for the -DFOLDFS_KERNEL_ORACLE=ON differential test
   clang libclang-rt-14-dev
   e2fsprogs attr acl util-linux procps psmisc

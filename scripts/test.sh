@@ -1,6 +1,7 @@
 #!/bin/bash
-# Builds foldfs and runs every test: unit, integration (real mounts), concurrency tests under
-# ThreadSanitizer, fuzz targets for a bounded time, and the quick benchmark mode.
+# Builds foldfs and runs every test: unit, integration (real mounts; over /dev/fuse, then over
+# FUSE's io_uring transport where the kernel has it), concurrency tests under ThreadSanitizer,
+# fuzz targets for a bounded time, and the quick benchmark mode.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh || exit 1
@@ -21,6 +22,15 @@ scripts/build.sh -DFOLDFS_KERNEL_ORACLE=ON || exit 1
 cmake --install build >/dev/null || exit 1   # foldfs and the mount(8) helper
 run_ctest unit build -L unit -j"$JOBS"
 run_ctest integration build -L integration
+# Again over FUSE's io_uring transport where the kernel has it: the same tests, every request
+# through foldfs's ring threads (mount option uring=auto follows the kernel's switch).
+URING_SWITCH=/sys/module/fuse/parameters/enable_uring
+if [ -w "$URING_SWITCH" ]; then
+  uring_was=$(cat "$URING_SWITCH")
+  echo Y >"$URING_SWITCH"
+  run_ctest integration-uring build -L integration
+  echo "$uring_was" >"$URING_SWITCH"
+fi
 run_ctest bench build -L bench   # the benchmark in its quick mode: proves it runs
 
 echo "=== build (ThreadSanitizer) ==="

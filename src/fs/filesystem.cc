@@ -825,6 +825,7 @@ std::string Filesystem::stats_text() const {
   line("inodes", inodes_.size());
   line("cached_fds", fds_.size());
   line("fd_evictions", fds_.evictions());
+  if (transport_stats_) out += transport_stats_();
   return out;
 }
 

@@ -109,6 +109,11 @@ class Filesystem {
   ~Filesystem();
 
   void set_notifier(KernelNotifier* notifier) { notifier_ = notifier; }
+  // More "name value" lines for stats_text(), from the layer that carries requests (set before
+  // requests are served).
+  void set_transport_stats(std::function<std::string()> lines) {
+    transport_stats_ = std::move(lines);
+  }
   // Starts the threads the filesystem runs (the outside-change watcher). Call it in the process
   // that serves requests: after daemonizing, since fork() keeps only the calling thread.
   void start_services();
@@ -299,6 +304,7 @@ class Filesystem {
   InodeTable inodes_;
   backing::FdCache fds_;
   KernelNotifier* notifier_ = nullptr;
+  std::function<std::string()> transport_stats_;
   TestHook test_hook_;
   void hook(const char* point) const {
     if (test_hook_) test_hook_(point);

@@ -73,6 +73,17 @@ bool apply_one(std::string_view opt, Options* out, std::string* error) {
       return bad_value();
     return true;
   }
+  if (name == "uring") {
+    if (value == "auto")
+      out->uring = Uring::kAuto;
+    else if (value == "on")
+      out->uring = Uring::kOn;
+    else if (value == "off")
+      out->uring = Uring::kOff;
+    else
+      return bad_value();
+    return true;
+  }
   if (name == "strict") return flag(&out->strict);
   if (name == "ro") return flag(&out->read_only);
   if (name == "allow_other") return flag(&out->allow_other);

@@ -16,12 +16,18 @@ enum class CasefoldMode { kFlag, kAll };
 // expire after the timeouts (for network filesystems, where no notification exists).
 enum class OutsideChanges { kWatch, kRevalidate };
 
+// How requests travel between the kernel and the daemon. kAuto: FUSE over io_uring when the
+// kernel has it switched on (fuse module parameter enable_uring), else /dev/fuse; kOn: io_uring
+// or refuse to mount; kOff: /dev/fuse only. See src/fuse/uring_transport.h.
+enum class Uring { kAuto, kOn, kOff };
+
 struct Options {
   CasefoldMode casefold = CasefoldMode::kFlag;      // casefold=flag|all
   bool strict = false;                              // strict
   bool read_only = false;                           // ro
   bool allow_other = false;                         // allow_other
   OutsideChanges outside = OutsideChanges::kWatch;  // outside=watch|revalidate
+  Uring uring = Uring::kAuto;                       // uring=auto|on|off
   // Seconds the kernel may keep answers without asking the daemon. Coherence does not depend
   // on them for changes made through the mount (see filesystem.h); they bound how long a
   // change made directly in the backing tree may go unseen. kAutoTimeout (not given): the

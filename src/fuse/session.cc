@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "fuse/adapter.h"
+#include "fuse/uring_transport.h"
 
 namespace foldfs::fuse {
 namespace {
@@ -71,11 +72,26 @@ int check_request(const MountRequest& r, std::string* backing, std::string* erro
   return 0;
 }
 
+// Whether to hook the io_uring transport in; false with *error when uring=on cannot be had.
+bool want_uring(const fs::Options& options, std::string* error) {
+  if (options.uring == fs::Uring::kOff) return false;
+  std::string detail;
+  if (UringTransport::kernel_enabled(&detail)) return true;
+  if (options.uring == fs::Uring::kOn) {
+    *error = "uring=on, but the kernel's FUSE over io_uring is off (" + detail +
+             "): as root, echo Y > /sys/module/fuse/parameters/enable_uring, or mount with "
+             "uring=auto";
+  }
+  return false;
+}
+
 }  // namespace
 
 int run_mount(const MountRequest& request, std::string* error) {
   std::string backing;
   if (int status = check_request(request, &backing, error); status != 0) return status;
+  const bool uring = want_uring(request.options, error);
+  if (!uring && request.options.uring == fs::Uring::kOn) return 1;
 
   // Modes come from the kernel with the caller's umask already applied.
   ::umask(0);
@@ -115,14 +131,21 @@ int run_mount(const MountRequest& request, std::string* error) {
       *error = "cannot mount on '" + request.mountpoint + "'";
     } else {
       if (!request.foreground) fuse_daemonize(0);
+      // After daemonizing: the ring's threads start from the INIT reply, in this process.
+      UringTransport transport;
+      if (uring && transport.install(se) == 0)
+        filesystem->set_transport_stats([&transport] { return transport.stats_text(); });
       filesystem->start_services();
       struct fuse_loop_config* config = fuse_loop_cfg_create();
       fuse_loop_cfg_set_clone_fd(config, 1);
       fuse_loop_cfg_set_max_threads(config, 16);
       status = fuse_session_loop_mt(se, config) == 0 ? 0 : 1;
       fuse_loop_cfg_destroy(config);
-      // The watcher's thread writes invalidations to the session: it stops before the session.
+      // The watcher's thread writes invalidations to the session, the ring's threads serve it:
+      // both stop before the session goes.
       filesystem->stop_services();
+      transport.stop();
+      filesystem->set_transport_stats(nullptr);
       notifier.set_session(nullptr);
       fuse_session_unmount(se);
     }

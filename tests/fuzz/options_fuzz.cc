@@ -3,10 +3,10 @@
 // Checks, for any byte string:
 //  - no crash or sanitizer report;
 //  - it is accepted exactly when an independent reference grammar accepts it (README's option
-//    table: casefold=flag|all, outside=watch|revalidate, strict, ro, allow_other,
-//    debug_no_invalidation, *_timeout=<decimal digits and dots, at most 32 characters, at most
-//    1e9>, generic mount(8) options and x-* ignored, no empty item), and yields the same Options,
-//    starting from the defaults and from a non-default base (options apply on top);
+//    table: casefold=flag|all, outside=watch|revalidate, uring=auto|on|off, strict, ro,
+//    allow_other, debug_no_invalidation, *_timeout=<decimal digits and dots, at most 32 characters,
+//    at most 1e9>, generic mount(8) options and x-* ignored, no empty item), and yields the same
+//    Options, starting from the defaults and from a non-default base (options apply on top);
 //  - a rejected list always leaves a non-empty message, the same one every time;
 //  - an accepted list yields valid Options (timeouts finite, >= 0, <= 1e9; enums in range; the
 //    fields no option names untouched), the same ones every time; its canonical rendering
@@ -28,6 +28,7 @@ namespace {
 using foldfs::fs::CasefoldMode;
 using foldfs::fs::Options;
 using foldfs::fs::OutsideChanges;
+using foldfs::fs::Uring;
 
 [[noreturn]] void fail(std::string_view list, const char* what) {
   std::fprintf(stderr, "options_fuzz: %s\nlist (%zu bytes): ", what, list.size());
@@ -47,7 +48,7 @@ bool same_double(double a, double b) {
 
 bool same(const Options& a, const Options& b) {
   return a.casefold == b.casefold && a.strict == b.strict && a.read_only == b.read_only &&
-         a.allow_other == b.allow_other && a.outside == b.outside &&
+         a.allow_other == b.allow_other && a.outside == b.outside && a.uring == b.uring &&
          same_double(a.entry_timeout, b.entry_timeout) &&
          same_double(a.attr_timeout, b.attr_timeout) &&
          same_double(a.negative_timeout, b.negative_timeout) &&
@@ -98,6 +99,10 @@ bool ref_item(std::string_view item, Options* o) {
     o->outside = value == "watch" ? OutsideChanges::kWatch : OutsideChanges::kRevalidate;
     return true;
   }
+  if (name == "uring" && has_value && (value == "auto" || value == "on" || value == "off")) {
+    o->uring = value == "on" ? Uring::kOn : value == "off" ? Uring::kOff : Uring::kAuto;
+    return true;
+  }
   if (!has_value) {
     if (name == "strict") return o->strict = true;
     if (name == "ro") return o->read_only = true;
@@ -143,6 +148,9 @@ std::string seconds_text(std::string_view list, double v) {
 std::string canonical(std::string_view list, const Options& o) {
   std::string out = o.casefold == CasefoldMode::kAll ? "casefold=all" : "casefold=flag";
   out += o.outside == OutsideChanges::kWatch ? ",outside=watch" : ",outside=revalidate";
+  out += o.uring == Uring::kOn    ? ",uring=on"
+         : o.uring == Uring::kOff ? ",uring=off"
+                                  : ",uring=auto";
   if (o.strict) out += ",strict";
   if (o.read_only) out += ",ro";
   if (o.allow_other) out += ",allow_other";
@@ -167,6 +175,9 @@ void check_valid(std::string_view list, const Options& o, const Options& base) {
   }
   if (o.outside != OutsideChanges::kWatch && o.outside != OutsideChanges::kRevalidate) {
     fail(list, "outside mode out of range");
+  }
+  if (o.uring != Uring::kAuto && o.uring != Uring::kOn && o.uring != Uring::kOff) {
+    fail(list, "uring mode out of range");
   }
   if (o.fd_cache_capacity != base.fd_cache_capacity || o.index_budget != base.index_budget) {
     fail(list, "an option changed a field no option names");
@@ -215,6 +226,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Options base;
   base.casefold = CasefoldMode::kAll;
   base.outside = OutsideChanges::kRevalidate;
+  base.uring = Uring::kOff;
   base.strict = base.read_only = base.allow_other = base.debug_no_invalidation = true;
   base.entry_timeout = 7.25;
   base.attr_timeout = 0;

@@ -999,6 +999,22 @@ FstabEntry::~FstabEntry() {
     ADD_FAILURE() << "could not restore " << kFstab << ": " << errno_name(errno);
 }
 
+namespace {
+constexpr const char* kUringSwitch = "/sys/module/fuse/parameters/enable_uring";
+}  // namespace
+
+KernelUringSwitch::KernelUringSwitch(bool on) {
+  old_ = read_small(kUringSwitch);
+  if (old_.empty()) return;
+  if (!write_whole(kUringSwitch, on ? "Y\n" : "N\n"))
+    ADD_FAILURE() << "could not write " << kUringSwitch << ": " << errno_name(errno);
+}
+
+KernelUringSwitch::~KernelUringSwitch() {
+  if (!old_.empty() && !write_whole(kUringSwitch, old_))
+    ADD_FAILURE() << "could not restore " << kUringSwitch << ": " << errno_name(errno);
+}
+
 std::map<std::string, uint64_t> stats_of(const Mount& m) {
   std::map<std::string, uint64_t> out;
   RunResult r = run({foldfs_binary(), "stats", m.mnt()});

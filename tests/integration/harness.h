@@ -244,6 +244,21 @@ class Mount {
 // `foldfs stats MNT` as name -> value (the daemon's counters: lookups, invalidations_sent, ...).
 std::map<std::string, uint64_t> stats_of(const Mount& m);
 
+// The kernel's switch for FUSE over io_uring (/sys/module/fuse/parameters/enable_uring), set
+// for the lifetime of this object and put back as it was on destruction. A kernel without the
+// switch leaves available() false (tests then skip: there is nothing to test).
+class KernelUringSwitch {
+ public:
+  explicit KernelUringSwitch(bool on);
+  ~KernelUringSwitch();
+  KernelUringSwitch(const KernelUringSwitch&) = delete;
+  KernelUringSwitch& operator=(const KernelUringSwitch&) = delete;
+  bool available() const { return !old_.empty(); }
+
+ private:
+  std::string old_;
+};
+
 // Appends a line to /etc/fstab and removes exactly that line again on destruction.
 class FstabEntry {
  public:

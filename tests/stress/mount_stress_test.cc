@@ -192,9 +192,11 @@ class Worker {
   Observed* stats_;
 };
 
-TEST(MountStress, MixedOperationsOverCaseVariantsAgainstAModel) {
+// The stress itself, over the transport `transport` names (a uring= option).
+void mixed_operations_against_a_model(const std::string& transport) {
   Mount m;
-  ASSERT_TRUE(m.start_foreground({"-f"}, "casefold=flag,entry_timeout=30,negative_timeout=30"));
+  ASSERT_TRUE(m.start_foreground(
+      {"-f"}, "casefold=flag,entry_timeout=30,negative_timeout=30," + transport));
   const std::vector<std::string> dirs = {"One", "Two", "Three"};
   for (const auto& d : dirs) {
     ASSERT_EQ(errno_of(::mkdir(m.path(d).c_str(), 0755)), Errno(0));
@@ -297,10 +299,25 @@ TEST(MountStress, MixedOperationsOverCaseVariantsAgainstAModel) {
               static_cast<unsigned long long>(flips.load()),
               static_cast<unsigned long long>(outside_ops.load()), stress_seconds());
   EXPECT_GT(stats.ops.load(), 100u);
+  if (transport == "uring=on") {
+    EXPECT_GT(stats_of(m)["uring_requests"], stats.ops.load());
+  }
   ASSERT_TRUE(m.unmount());
   const std::string daemon_log = m.foreground()->err();
   EXPECT_EQ(daemon_log.find("ThreadSanitizer"), std::string::npos) << daemon_log;
   EXPECT_EQ(daemon_log.find("AddressSanitizer"), std::string::npos) << daemon_log;
+}
+
+TEST(MountStress, MixedOperationsOverCaseVariantsAgainstAModel) {
+  mixed_operations_against_a_model("uring=off");
+}
+
+// The same over FUSE's io_uring transport: the ring's threads take the requests (one per CPU
+// queue and entry), the /dev/fuse threads still take FORGET and INTERRUPT.
+TEST(MountStress, MixedOperationsOverTheIoUringTransport) {
+  KernelUringSwitch sw(true);
+  if (!sw.available()) GTEST_SKIP() << "this kernel has no FUSE over io_uring";
+  mixed_operations_against_a_model("uring=on");
 }
 
 }  // namespace

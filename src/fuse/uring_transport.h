@@ -1,0 +1,99 @@
+// FUSE over io_uring for libfuse 3.14, which predates it (the kernel has it since 6.14; the
+// administrator turns it on with `echo Y > /sys/module/fuse/parameters/enable_uring`).
+//
+// Why: with /dev/fuse, the daemon thread that takes a request usually runs on another CPU than
+// the caller, and each round trip then pays two cross-CPU wake-ups: ~40 µs on a small VM,
+// against ~13 µs when both sides share a CPU (docs/benchmarks.md, "Transport"). With io_uring
+// the kernel queues each request on the caller's CPU, where a daemon thread pinned to that CPU
+// takes it.
+//
+// How: libfuse keeps the session. It mounts, reads INIT, FORGET and INTERRUPT from /dev/fuse,
+// and dispatches every request to the handlers. This transport hooks libfuse's I/O
+// (fuse_session_custom_io) to
+//   1. add FUSE_OVER_IO_URING to the INIT reply when the kernel offers it;
+//   2. then register ring entries on every CPU's queue (the kernel switches to the ring only
+//      once every queue has one: until then, and if registration fails, /dev/fuse serves);
+//   3. hand each request that arrives in a ring entry to fuse_session_process_buf, catch the
+//      handler's reply in the writev hook, and commit it to the same entry.
+//
+// Threads: kThreadsPerCpu ring threads per CPU, each pinned there, each owning one io_uring
+// and one entry (so a slow request holds up only its own thread; the kernel gives a new
+// request to the entry that became free last). Handlers reply synchronously, so the thread
+// that processes a request is the one that commits it: the entry being served is a
+// thread-local. No locks: what the threads share is set before they start or is atomic.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+struct fuse_session;
+struct io_uring;
+
+namespace foldfs::fuse {
+
+class UringTransport {
+ public:
+  static constexpr int kThreadsPerCpu = 2;
+
+  // Whether the running kernel has FUSE over io_uring switched on (the fuse module's
+  // enable_uring parameter). `detail` says what was found, for messages.
+  static bool kernel_enabled(std::string* detail);
+
+  UringTransport() = default;
+  ~UringTransport();
+  UringTransport(const UringTransport&) = delete;
+  UringTransport& operator=(const UringTransport&) = delete;
+
+  // Hooks the session's I/O; call after fuse_session_mount and before the session loop. The
+  // ring starts by itself once INIT is answered, if the kernel offered it.
+  int install(struct fuse_session* se);
+  // Stops and joins the ring threads; call before the session is unmounted and destroyed.
+  void stop();
+
+  // "name value" lines for the stats attribute.
+  std::string stats_text() const;
+
+  // In a ring thread serving a request: where a reply payload of `size` bytes may be written
+  // so that replying with fuse_reply_buf on it copies nothing. Elsewhere: nullptr.
+  static char* reply_space(size_t size);
+
+  struct Entry;  // one ring entry: its buffers and the request it serves
+
+ private:
+  static ssize_t hook_read(int fd, void* buf, size_t len, void* userdata);
+  static ssize_t hook_writev(int fd, struct iovec* iov, int count, void* userdata);
+  static ssize_t hook_splice_receive(int fdin, off_t* offin, int fdout, off_t* offout, size_t len,
+                                     unsigned int flags, void* userdata);
+  static ssize_t hook_splice_send(int fdin, off_t* offin, int fdout, off_t* offout, size_t len,
+                                  unsigned int flags, void* userdata);
+
+  void note_request(const void* buf, size_t len);
+  bool patch_init_reply(struct iovec* iov, int count);
+  void start();
+  void run_thread(int cpu);
+  void serve_entry(struct io_uring* ring, Entry* e);
+  void serve(Entry* e);
+  void note_failure(int err);
+
+  struct fuse_session* se_ = nullptr;
+  int dev_fd_ = -1;
+  int stop_fd_ = -1;  // eventfd: readable once stop() is called
+  std::atomic<uint64_t> init_unique_{0};
+  std::atomic<bool> kernel_offers_{false};
+  std::atomic<bool> started_{false};
+  size_t payload_size_ = 0;
+  std::vector<std::thread> threads_;
+  std::atomic<int> threads_started_{0};
+  std::atomic<int> failed_{0};  // threads that could not set up their ring or entry
+  std::atomic<uint64_t> requests_{0};
+};
+
+}  // namespace foldfs::fuse

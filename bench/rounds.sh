@@ -70,7 +70,10 @@ one_round() {  # config -> "create stat_cold missing_cold unlink_cold"
   drop
   u=$(rate unlink "$WORK/m/d" "$N")
   umount "$WORK/m"
-  umount "$WORK/b"
+  # The daemon closes the backing tree a moment after the FUSE unmount returns.
+  local i
+  for i in $(seq 50); do umount "$WORK/b" 2>/dev/null && break; sleep 0.1; done
+  mountpoint -q "$WORK/b" && umount "$WORK/b"
   rm -f "$IMG"
   echo "$c $s $m $u"
 }

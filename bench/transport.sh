@@ -46,6 +46,13 @@ echo Y >"$SWITCH"
 mkdir -p "$WORK/b" "$WORK/m"
 
 rate() { "$@" 2>/dev/null | awk '/^result/ {print $2}'; }
+# The daemon closes the backing tree a moment after the FUSE unmount returns.
+umount_backing() {
+  local i
+  for i in $(seq 50); do umount "$1" 2>/dev/null && return 0; sleep 0.1; done
+  umount "$1"
+}
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # one OPTS DAEMON_CPUS CALLER_CPUS -> "probe miss" (ops/s)
 one() {
@@ -59,8 +66,7 @@ one() {
   p=$(rate taskset -c "$ccpus" "$FSBENCH" probe "$WORK/m/p" 20000)
   w=$(rate taskset -c "$ccpus" "$FSBENCH" wine-lookup "$WORK/m/p" 5000 missing 3)
   umount "$WORK/m"
-  sleep 0.3
-  umount "$WORK/b"
+  umount_backing "$WORK/b"
   rm -f "$IMG"
   echo "$p $w"
 }
@@ -75,12 +81,9 @@ run_case() {
   fi
   for ((r = 1; r <= ROUNDS; r++)); do out+=("$(one "$opts" "$dcpus" "$ccpus")"); done
   if [ -n "$HOG" ]; then kill "$HOG"; wait "$HOG" 2>/dev/null || true; HOG=""; fi
-  printf '%s\n' "${out[@]}" | awk -v l="$label" '
-    { p[NR] = $1; w[NR] = $2 }
-    END {
-      n = asort(p); asort(w)
-      printf "| %s | %.0f | %.0f |\n", l, p[int((n + 1) / 2)], w[int((n + 1) / 2)]
-    }'
+  printf '| %s | %.0f | %.0f |\n' "$label" \
+    "$(printf '%s\n' "${out[@]}" | cut -d' ' -f1 | median)" \
+    "$(printf '%s\n' "${out[@]}" | cut -d' ' -f2 | median)"
 }
 
 echo "Run of $(date -u +'%Y-%m-%d %H:%M UTC'), $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); medians of $ROUNDS."

@@ -1,5 +1,5 @@
 // FUSE over io_uring for libfuse 3.14: see uring_transport.h for the design.
-// No locks are taken here (threads share only atomics and what was set before they started).
+// Lock: phase_mutex_ only, a leaf (nothing else is taken while it is held).
 #define FUSE_USE_VERSION 312
 #include "fuse/uring_transport.h"
 
@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -35,6 +36,7 @@ constexpr size_t kHeaderArea = 128;                // FUSE_URING_IN_OUT_HEADER_S
 constexpr size_t kOpArea = 128;                    // FUSE_URING_OP_IN_OUT_SZ
 constexpr uint32_t kMinReadBuffer = 8192;          // FUSE_MIN_READ_BUFFER
 constexpr uint32_t kDefaultMaxPages = 32;          // FUSE_DEFAULT_MAX_PAGES_PER_REQ
+constexpr uint32_t kLibfuseMaxPages = 256;         // FUSE_MAX_MAX_PAGES in libfuse 3.14
 
 struct RingEntInOut {  // struct fuse_uring_ent_in_out
   uint64_t flags;
@@ -81,153 +83,6 @@ thread_local UringTransport::Entry* t_serving = nullptr;  // set while a ring re
 // process, found here.
 std::atomic<UringTransport*> g_transport{nullptr};
 }  // namespace
-
-bool UringTransport::kernel_enabled(std::string* detail) {
-  const char* path = "/sys/module/fuse/parameters/enable_uring";
-  std::ifstream in(path);
-  std::string value;
-  if (!(in >> value)) {
-    *detail = std::string(path) + " is missing: this kernel has no FUSE over io_uring";
-    return false;
-  }
-  *detail = std::string(path) + " is " + value;
-  return value == "Y" || value == "1";
-}
-
-UringTransport::~UringTransport() {
-  stop();
-}
-
-int UringTransport::install(struct fuse_session* se) {
-  UringTransport* none = nullptr;
-  if (!g_transport.compare_exchange_strong(none, this)) return EBUSY;
-  se_ = se;
-  dev_fd_ = fuse_session_fd(se);
-  stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (stop_fd_ < 0) return errno;
-  struct fuse_custom_io io;
-  memset(&io, 0, sizeof(io));
-  io.read = hook_read;
-  io.writev = hook_writev;
-  io.splice_receive = hook_splice_receive;
-  io.splice_send = hook_splice_send;
-  // Same fd as the mount's: libfuse keeps mounting, unmounting and closing it as before.
-  const int r = fuse_session_custom_io(se, &io, dev_fd_);
-  return r < 0 ? -r : 0;
-}
-
-void UringTransport::stop() {
-  if (stop_fd_ >= 0) {
-    const uint64_t one = 1;
-    if (::write(stop_fd_, &one, sizeof(one)) < 0) {
-      // An eventfd write fails only on overflow, which a single write cannot reach.
-    }
-  }
-  for (auto& t : threads_) t.join();
-  threads_.clear();
-  if (stop_fd_ >= 0) ::close(stop_fd_);
-  stop_fd_ = -1;
-  UringTransport* self = this;
-  g_transport.compare_exchange_strong(self, nullptr);
-}
-
-std::string UringTransport::stats_text() const {
-  std::string out;
-  out += "uring_threads " + std::to_string(threads_started_.load() - failed_.load()) + "\n";
-  out += "uring_requests " + std::to_string(requests_.load()) + "\n";
-  return out;
-}
-
-char* UringTransport::reply_space(size_t size) {
-  Entry* e = t_serving;
-  if (!e || size > e->payload_size) return nullptr;
-  return e->payload;
-}
-
-// --- libfuse's I/O --------------------------------------------------------------------------
-
-ssize_t UringTransport::hook_read(int fd, void* buf, size_t len, void*) {
-  const ssize_t n = ::read(fd, buf, len);
-  if (n > 0) g_transport.load()->note_request(buf, static_cast<size_t>(n));
-  return n;
-}
-
-ssize_t UringTransport::hook_splice_receive(int fdin, off_t* offin, int fdout, off_t* offout,
-                                            size_t len, unsigned int flags, void*) {
-  return ::splice(fdin, offin, fdout, offout, len, flags);
-}
-
-ssize_t UringTransport::hook_splice_send(int fdin, off_t* offin, int fdout, off_t* offout,
-                                         size_t len, unsigned int flags, void*) {
-  // Never for a ring request: the reply to it must go to its entry, not to /dev/fuse. Failing
-  // with EINVAL makes libfuse fall back to copying through writev (adapter.cc avoids even that
-  // for reads by using reply_space()).
-  if (t_serving) {
-    errno = EINVAL;
-    return -1;
-  }
-  return ::splice(fdin, offin, fdout, offout, len, flags);
-}
-
-// Remembers the INIT request: its unique (to recognise the reply) and whether the kernel
-// offers the ring. INIT always arrives by read(): libfuse splices only after INIT.
-void UringTransport::note_request(const void* buf, size_t len) {
-  if (started_.load(std::memory_order_relaxed) || len < sizeof(fuse_in_header)) return;
-  const auto* in = static_cast<const fuse_in_header*>(buf);
-  if (in->opcode != FUSE_INIT || len < sizeof(fuse_in_header) + sizeof(fuse_init_in)) return;
-  const auto* init = reinterpret_cast<const fuse_init_in*>(in + 1);
-  uint64_t flags = init->flags;
-  if (flags & FUSE_INIT_EXT) flags |= static_cast<uint64_t>(init->flags2) << 32;
-  kernel_offers_ = (flags & kFuseOverIoUring) != 0;
-  init_unique_ = in->unique;
-}
-
-// Asks for the ring in the INIT reply and learns the payload size the kernel will demand of
-// each entry: max(FUSE_MIN_READ_BUFFER, max_write, max_pages pages). Returns whether it asked.
-bool UringTransport::patch_init_reply(struct iovec* iov, int count) {
-  if (!kernel_offers_ || count < 2) return false;
-  const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
-  if (out->error != 0 || iov[1].iov_len < sizeof(fuse_init_out)) return false;
-  auto* init = static_cast<fuse_init_out*>(iov[1].iov_base);
-  if (!(init->flags & FUSE_INIT_EXT)) return false;
-  init->flags2 |= static_cast<uint32_t>(kFuseOverIoUring >> 32);
-  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  const size_t pages = (init->flags & FUSE_MAX_PAGES) ? init->max_pages : kDefaultMaxPages;
-  payload_size_ = std::max({size_t{kMinReadBuffer}, size_t{init->max_write}, pages * page});
-  return true;
-}
-
-ssize_t UringTransport::hook_writev(int fd, struct iovec* iov, int count, void*) {
-  UringTransport* self = g_transport.load();
-  const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
-  Entry* e = t_serving;
-  if (e && out->unique == e->unique) {
-    // The reply to the ring request this thread serves: into its entry, committed by serve().
-    memcpy(e->header.in_out, out, sizeof(*out));
-    size_t copied = 0;
-    for (int i = 1; i < count; ++i) {
-      if (copied + iov[i].iov_len > e->payload_size) {
-        errno = EINVAL;
-        return -1;
-      }
-      if (iov[i].iov_base != e->payload + copied)  // else written there by reply_space()
-        memcpy(e->payload + copied, iov[i].iov_base, iov[i].iov_len);
-      copied += iov[i].iov_len;
-    }
-    e->header.ent.payload_sz = static_cast<uint32_t>(copied);
-    e->replied = true;
-    return static_cast<ssize_t>(sizeof(*out) + copied);
-  }
-  const bool init_reply =
-      out->unique != 0 && out->unique == self->init_unique_.load() && !self->started_.load();
-  const bool asked = init_reply && self->patch_init_reply(iov, count);
-  const ssize_t n = ::writev(fd, iov, count);
-  // The kernel has taken the INIT reply when writev returns: entries may now register.
-  if (asked && n >= 0) self->start();
-  return n;
-}
-
-// --- ring threads ---------------------------------------------------------------------------
 
 namespace {
 
@@ -292,44 +147,239 @@ int make_ring(struct io_uring* ring) {
 
 }  // namespace
 
-void UringTransport::start() {
-  if (started_.exchange(true)) return;
-  // The kernel has a queue per possible CPU and uses the ring only once each has an entry.
-  for (int cpu : possible_cpus()) {
-    for (int k = 0; k < kThreadsPerCpu; ++k) {
-      threads_.emplace_back([this, cpu] { run_thread(cpu); });
-      ++threads_started_;
-    }
+bool UringTransport::kernel_enabled(std::string* detail) {
+  const char* path = "/sys/module/fuse/parameters/enable_uring";
+  std::ifstream in(path);
+  std::string value;
+  if (!(in >> value)) {
+    *detail = std::string(path) + " is missing: this kernel has no FUSE over io_uring";
+    return false;
   }
+  *detail = std::string(path) + " is " + value;
+  return value == "Y" || value == "1";
 }
 
-// One ring thread: its own io_uring and one entry on `cpu`'s queue, served until stop() or the
-// end of the connection.
+UringTransport::~UringTransport() {
+  stop();
+}
+
+int UringTransport::install(struct fuse_session* se) {
+  UringTransport* none = nullptr;
+  if (!g_transport.compare_exchange_strong(none, this)) return EBUSY;
+  se_ = se;
+  dev_fd_ = fuse_session_fd(se);
+  stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (stop_fd_ < 0) return errno;
+  struct fuse_custom_io io;
+  memset(&io, 0, sizeof(io));
+  io.read = hook_read;
+  io.writev = hook_writev;
+  io.splice_receive = hook_splice_receive;
+  io.splice_send = hook_splice_send;
+  // Same fd as the mount's: libfuse keeps mounting, unmounting and closing it as before.
+  if (int r = fuse_session_custom_io(se, &io, dev_fd_); r < 0) return -r;
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  entry_capacity_ = std::max<size_t>(kMinReadBuffer, kLibfuseMaxPages * page);
+  // The kernel has a queue per possible CPU and uses the ring only once each has an entry.
+  const std::vector<int> cpus = possible_cpus();
+  thread_count_ = static_cast<int>(cpus.size()) * kThreadsPerCpu;
+  for (int cpu : cpus) {
+    for (int k = 0; k < kThreadsPerCpu; ++k) {
+      try {
+        threads_.emplace_back([this, cpu] { run_thread(cpu); });
+      } catch (const std::exception&) {  // no thread: the ring is not asked for
+        report_ready(false, EAGAIN);
+      }
+    }
+  }
+  return 0;
+}
+
+void UringTransport::stop() {
+  set_phase(Phase::kStop);
+  if (stop_fd_ >= 0) {
+    const uint64_t one = 1;
+    if (::write(stop_fd_, &one, sizeof(one)) < 0) {
+      // An eventfd write fails only on overflow, which a single write cannot reach.
+    }
+  }
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  if (stop_fd_ >= 0) ::close(stop_fd_);
+  stop_fd_ = -1;
+  UringTransport* self = this;
+  g_transport.compare_exchange_strong(self, nullptr);
+}
+
+std::string UringTransport::stats_text() const {
+  std::string out;
+  out += "uring_threads " + std::to_string(serving_.load()) + "\n";
+  out += "uring_requests " + std::to_string(requests_.load()) + "\n";
+  return out;
+}
+
+char* UringTransport::reply_space(size_t size) {
+  Entry* e = t_serving;
+  if (!e || size > e->payload_size) return nullptr;
+  return e->payload;
+}
+
+// --- libfuse's I/O --------------------------------------------------------------------------
+
+ssize_t UringTransport::hook_read(int fd, void* buf, size_t len, void*) {
+  const ssize_t n = ::read(fd, buf, len);
+  if (n > 0) g_transport.load()->note_request(buf, static_cast<size_t>(n));
+  return n;
+}
+
+ssize_t UringTransport::hook_splice_receive(int fdin, off_t* offin, int fdout, off_t* offout,
+                                            size_t len, unsigned int flags, void*) {
+  return ::splice(fdin, offin, fdout, offout, len, flags);
+}
+
+ssize_t UringTransport::hook_splice_send(int fdin, off_t* offin, int fdout, off_t* offout,
+                                         size_t len, unsigned int flags, void*) {
+  // Never for a ring request: the reply to it must go to its entry, not to /dev/fuse. Failing
+  // with EINVAL makes libfuse fall back to copying through writev (adapter.cc avoids even that
+  // for reads by using reply_space()).
+  if (t_serving) {
+    errno = EINVAL;
+    return -1;
+  }
+  return ::splice(fdin, offin, fdout, offout, len, flags);
+}
+
+// Remembers the INIT request: its unique (to recognise the reply) and whether the kernel
+// offers the ring. INIT always arrives by read(): libfuse splices only after INIT.
+void UringTransport::note_request(const void* buf, size_t len) {
+  if (init_answered_.load(std::memory_order_relaxed) || len < sizeof(fuse_in_header)) return;
+  const auto* in = static_cast<const fuse_in_header*>(buf);
+  if (in->opcode != FUSE_INIT || len < sizeof(fuse_in_header) + sizeof(fuse_init_in)) return;
+  const auto* init = reinterpret_cast<const fuse_init_in*>(in + 1);
+  uint64_t flags = init->flags;
+  if (flags & FUSE_INIT_EXT) flags |= static_cast<uint64_t>(init->flags2) << 32;
+  kernel_offers_ = (flags & kFuseOverIoUring) != 0;
+  init_unique_ = in->unique;
+}
+
+// Asks for the ring in the INIT reply and learns the payload size the kernel will demand of
+// each entry: max(FUSE_MIN_READ_BUFFER, max_write, max_pages pages). Returns whether it asked.
+bool UringTransport::patch_init_reply(struct iovec* iov, int count) {
+  if (!kernel_offers_ || count < 2) return false;
+  const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
+  if (out->error != 0 || iov[1].iov_len < sizeof(fuse_init_out)) return false;
+  auto* init = static_cast<fuse_init_out*>(iov[1].iov_base);
+  if (!(init->flags & FUSE_INIT_EXT)) return false;
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const size_t pages = (init->flags & FUSE_MAX_PAGES) ? init->max_pages : kDefaultMaxPages;
+  const size_t payload = std::max({size_t{kMinReadBuffer}, size_t{init->max_write}, pages * page});
+  if (payload > entry_capacity_ || !all_threads_ready()) return false;
+  init->flags2 |= static_cast<uint32_t>(kFuseOverIoUring >> 32);
+  return true;
+}
+
+// Waits (briefly: they only make a ring and map a buffer) until every ring thread is ready or
+// has failed; true if all are ready.
+bool UringTransport::all_threads_ready() {
+  std::unique_lock lock(phase_mutex_);
+  phase_changed_.wait_for(lock, std::chrono::seconds(2),
+                          [this] { return prepared_ + failed_ >= thread_count_; });
+  return prepared_ == thread_count_;
+}
+
+void UringTransport::set_phase(Phase phase) {
+  {
+    std::lock_guard lock(phase_mutex_);
+    if (phase_ == Phase::kStop) return;
+    phase_ = phase;
+  }
+  phase_changed_.notify_all();
+}
+
+// In a ring thread, once ready: true when the INIT reply asked for the ring, false on stop()
+// or when it did not.
+bool UringTransport::wait_for_go() {
+  std::unique_lock lock(phase_mutex_);
+  phase_changed_.wait(lock, [this] { return phase_ != Phase::kPreparing; });
+  return phase_ == Phase::kGo;
+}
+
+void UringTransport::report_ready(bool ok, int err) {
+  {
+    std::lock_guard lock(phase_mutex_);
+    ok ? ++prepared_ : ++failed_;
+  }
+  phase_changed_.notify_all();
+  if (!ok) note_failure(err);
+}
+
+ssize_t UringTransport::hook_writev(int fd, struct iovec* iov, int count, void*) {
+  UringTransport* self = g_transport.load();
+  const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
+  Entry* e = t_serving;
+  if (e && out->unique == e->unique) {
+    // The reply to the ring request this thread serves: into its entry, committed by serve().
+    memcpy(e->header.in_out, out, sizeof(*out));
+    size_t copied = 0;
+    for (int i = 1; i < count; ++i) {
+      if (copied + iov[i].iov_len > e->payload_size) {
+        errno = EINVAL;
+        return -1;
+      }
+      if (iov[i].iov_base != e->payload + copied)  // else written there by reply_space()
+        memcpy(e->payload + copied, iov[i].iov_base, iov[i].iov_len);
+      copied += iov[i].iov_len;
+    }
+    e->header.ent.payload_sz = static_cast<uint32_t>(copied);
+    e->replied = true;
+    return static_cast<ssize_t>(sizeof(*out) + copied);
+  }
+  const bool init_reply = out->unique != 0 && out->unique == self->init_unique_.load() &&
+                          !self->init_answered_.exchange(true);
+  const bool asked = init_reply && self->patch_init_reply(iov, count);
+  const ssize_t n = ::writev(fd, iov, count);
+  // The kernel has taken the INIT reply when writev returns: entries may now register. Not
+  // asked, the threads have nothing to do.
+  if (init_reply) self->set_phase(asked && n >= 0 ? Phase::kGo : Phase::kStop);
+  return n;
+}
+
+// --- ring threads ---------------------------------------------------------------------------
+
+// One ring thread: its own io_uring and one entry on `cpu`'s queue, made ready before INIT,
+// then served until stop() or the end of the connection.
 void UringTransport::run_thread(int cpu) {
   pin_to(cpu);
   struct io_uring ring;
   if (int r = make_ring(&ring); r < 0) {
-    note_failure(-r);
+    report_ready(false, -r);
     return;
   }
   Entry e;
-  e.cpu = cpu;
-  e.payload_size = payload_size_;
-  void* region = ::mmap(nullptr, kHeadroom + e.payload_size, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (region == MAP_FAILED) {
-    note_failure(errno);
-  } else {
-    e.region = static_cast<char*>(region);
-    e.payload = e.region + kHeadroom;
-    e.iov[0] = {&e.header, sizeof(e.header)};
-    e.iov[1] = {e.payload, e.payload_size};
-    serve_entry(&ring, &e);
-    ::munmap(e.region, kHeadroom + e.payload_size);
-  }
+  int err = 0;
+  const bool ready = prepare_entry(&e, cpu, &err);
+  report_ready(ready, err);
+  if (ready && wait_for_go()) serve_entry(&ring, &e);
   // Closing the ring cancels the entry's command; the kernel keeps the entry until the
   // connection ends.
   io_uring_queue_exit(&ring);
+  if (e.region) ::munmap(e.region, kHeadroom + e.payload_size);
+}
+
+bool UringTransport::prepare_entry(Entry* e, int cpu, int* err) {
+  e->cpu = cpu;
+  e->payload_size = entry_capacity_;
+  void* region = ::mmap(nullptr, kHeadroom + e->payload_size, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (region == MAP_FAILED) {
+    *err = errno;
+    return false;
+  }
+  e->region = static_cast<char*>(region);
+  e->payload = e->region + kHeadroom;
+  e->iov[0] = {&e->header, sizeof(e->header)};
+  e->iov[1] = {e->payload, e->payload_size};
+  return true;
 }
 
 // Registers `e`, then serves one request after another in it: each completion of the entry's
@@ -340,6 +390,7 @@ void UringTransport::serve_entry(struct io_uring* ring, Entry* e) {
   io_uring_sqe_set_data64(stop_sqe, kStopTag);
   prep_cmd(io_uring_get_sqe(ring), dev_fd_, kCmdRegister, e, 0);
   bool registered = false;  // known once the first request arrives
+  ++serving_;
   for (;;) {
     const int r = io_uring_submit_and_wait(ring, 1);
     if (r < 0 && r != -EINTR) return;
@@ -354,8 +405,11 @@ void UringTransport::serve_entry(struct io_uring* ring, Entry* e) {
         prep_cmd(io_uring_get_sqe(ring), dev_fd_, kCmdRegister, e, 0);
         continue;
       }
-      if (res < 0) {  // -ENOTCONN: the connection ends (unmount)
-        if (!registered) note_failure(-res);
+      if (res < 0) {        // -ENOTCONN: the connection ends (unmount)
+        if (!registered) {  // the registration failed: the kernel went back to /dev/fuse
+          --serving_;
+          report_ready(false, -res);
+        }
         return;
       }
       registered = true;
@@ -367,7 +421,8 @@ void UringTransport::serve_entry(struct io_uring* ring, Entry* e) {
 }
 
 void UringTransport::note_failure(int err) {
-  if (failed_++ == 0) {
+  static std::atomic<bool> said{false};
+  if (!said.exchange(true)) {
     std::fprintf(stderr,
                  "foldfs: a FUSE io_uring thread could not start (%s): requests the ring "
                  "cannot take go over /dev/fuse\n",

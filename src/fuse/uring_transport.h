@@ -20,7 +20,17 @@
 // and one entry (so a slow request holds up only its own thread; the kernel gives a new
 // request to the entry that became free last). Handlers reply synchronously, so the thread
 // that processes a request is the one that commits it: the entry being served is a
-// thread-local. No locks: what the threads share is set before they start or is atomic.
+// thread-local. Each entry's buffer takes the largest request libfuse 3.14 can negotiate
+// (256 pages): 1 MiB of address space per thread, resident only where large requests used it.
+//
+// Never a hang: once the INIT reply asks for the ring, the kernel holds every request until
+// each CPU's queue has an entry (or a registration fails). So the threads make their rings
+// and buffers *before* INIT, and the reply asks for the ring only if all of them are ready;
+// otherwise, or on any later failure to register, requests stay on /dev/fuse.
+//
+// Lock: phase_mutex_ (a leaf) guards phase_, prepared_ and failed_: the threads' start-up
+// handshake with the INIT reply and stop(). Everything else the threads share is set before
+// they start or is atomic.
 #pragma once
 
 #include <stddef.h>
@@ -29,7 +39,9 @@
 #include <sys/uio.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -52,8 +64,9 @@ class UringTransport {
   UringTransport(const UringTransport&) = delete;
   UringTransport& operator=(const UringTransport&) = delete;
 
-  // Hooks the session's I/O; call after fuse_session_mount and before the session loop. The
-  // ring starts by itself once INIT is answered, if the kernel offered it.
+  // Hooks the session's I/O and starts the ring threads, which get ready and wait; call after
+  // fuse_session_mount (and daemonizing) and before the session loop. The ring is used once
+  // INIT is answered, if the kernel offered it and every thread got ready.
   int install(struct fuse_session* se);
   // Stops and joins the ring threads; call before the session is unmounted and destroyed.
   void stop();
@@ -75,25 +88,38 @@ class UringTransport {
   static ssize_t hook_splice_send(int fdin, off_t* offin, int fdout, off_t* offout, size_t len,
                                   unsigned int flags, void* userdata);
 
+  enum class Phase { kPreparing, kGo, kStop };
+
   void note_request(const void* buf, size_t len);
   bool patch_init_reply(struct iovec* iov, int count);
-  void start();
+  bool all_threads_ready();
+  void set_phase(Phase phase);
+  bool wait_for_go();
+  void report_ready(bool ok, int err);
   void run_thread(int cpu);
+  bool prepare_entry(Entry* e, int cpu, int* err);
   void serve_entry(struct io_uring* ring, Entry* e);
   void serve(Entry* e);
   void note_failure(int err);
 
   struct fuse_session* se_ = nullptr;
   int dev_fd_ = -1;
-  int stop_fd_ = -1;  // eventfd: readable once stop() is called
+  int stop_fd_ = -1;           // eventfd: readable once stop() is called
+  size_t entry_capacity_ = 0;  // each entry's payload buffer
   std::atomic<uint64_t> init_unique_{0};
   std::atomic<bool> kernel_offers_{false};
-  std::atomic<bool> started_{false};
-  size_t payload_size_ = 0;
+  std::atomic<bool> init_answered_{false};
   std::vector<std::thread> threads_;
-  std::atomic<int> threads_started_{0};
-  std::atomic<int> failed_{0};  // threads that could not set up their ring or entry
+  int thread_count_ = 0;  // set before the threads start
+
+  std::mutex phase_mutex_;
+  std::condition_variable phase_changed_;
+  Phase phase_ = Phase::kPreparing;
+  int prepared_ = 0;  // threads with their ring and entry ready
+  int failed_ = 0;    // threads that could not get ready, or whose registration failed
+
   std::atomic<uint64_t> requests_{0};
+  std::atomic<int> serving_{0};  // threads whose entry is registered (or on its way)
 };
 
 }  // namespace foldfs::fuse

@@ -76,6 +76,31 @@ TEST(Transport, AutoUsesDevFuseWhenTheKernelSwitchIsOff) {
   ASSERT_TRUE(m.unmount());
 }
 
+// With the kernel's switch on but no io_uring to be had (kernel.io_uring_disabled=2, a common
+// hardening setting), the INIT reply must not ask for the ring: once asked, the kernel would
+// hold every request until each CPU's queue had an entry, which would never come.
+TEST(Transport, WhenNoRingCanBeMadeTheMountServesOverDevFuse) {
+  KernelUringSwitch sw(true);
+  SKIP_WITHOUT_KERNEL_URING(sw);
+  const char* sysctl = "/proc/sys/kernel/io_uring_disabled";
+  const std::optional<std::string> was = read_file(sysctl);
+  if (!was) GTEST_SKIP() << "this kernel has no " << sysctl;
+  ASSERT_EQ(write_file(sysctl, "2\n"), Errno(0));
+  struct Restore {
+    const char* path;
+    std::string value;
+    ~Restore() { EXPECT_EQ(write_file(path, value), Errno(0)); }
+  } restore{sysctl, *was};
+  Mount m;
+  ASSERT_TRUE(m.start("casefold=all"));
+  ASSERT_EQ(write_file(m.path("a"), "x"), Errno(0));
+  EXPECT_EQ(read_file(m.path("A")), std::optional<std::string>("x"));
+  const auto stats = stats_of(m);
+  EXPECT_EQ(stats.at("uring_threads"), 0u);
+  EXPECT_EQ(stats.at("uring_requests"), 0u);
+  ASSERT_TRUE(m.unmount());
+}
+
 TEST(Transport, UringOnIsRefusedWithTheWayToTurnItOnWhenTheKernelSwitchIsOff) {
   KernelUringSwitch sw(false);
   SKIP_WITHOUT_KERNEL_URING(sw);

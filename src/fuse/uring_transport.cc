@@ -228,7 +228,8 @@ char* UringTransport::reply_space(size_t size) {
 
 ssize_t UringTransport::hook_read(int fd, void* buf, size_t len, void*) {
   const ssize_t n = ::read(fd, buf, len);
-  if (n > 0) g_transport.load()->note_request(buf, static_cast<size_t>(n));
+  UringTransport* self = g_transport.load();
+  if (n > 0 && self) self->note_request(buf, static_cast<size_t>(n));
   return n;
 }
 
@@ -315,6 +316,7 @@ void UringTransport::report_ready(bool ok, int err) {
 
 ssize_t UringTransport::hook_writev(int fd, struct iovec* iov, int count, void*) {
   UringTransport* self = g_transport.load();
+  if (!self) return ::writev(fd, iov, count);  // after stop(): plain /dev/fuse
   const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
   Entry* e = t_serving;
   if (e && out->unique == e->unique) {

@@ -72,17 +72,16 @@ int check_request(const MountRequest& r, std::string* backing, std::string* erro
   return 0;
 }
 
-// Whether to hook the io_uring transport in; false with *error when uring=on cannot be had.
-bool want_uring(const fs::Options& options, std::string* error) {
-  if (options.uring == fs::Uring::kOff) return false;
+// Sets *use_uring: whether to hook the io_uring transport in. 1 with *error when uring=on
+// cannot be had, else 0.
+int choose_transport(const fs::Options& options, bool* use_uring, std::string* error) {
   std::string detail;
-  if (UringTransport::kernel_enabled(&detail)) return true;
-  if (options.uring == fs::Uring::kOn) {
-    *error = "uring=on, but the kernel's FUSE over io_uring is off (" + detail +
-             "): as root, echo Y > /sys/module/fuse/parameters/enable_uring, or mount with "
-             "uring=auto";
-  }
-  return false;
+  *use_uring = options.uring != fs::Uring::kOff && UringTransport::kernel_enabled(&detail);
+  if (*use_uring || options.uring != fs::Uring::kOn) return 0;
+  *error = "uring=on, but the kernel's FUSE over io_uring is off (" + detail +
+           "): as root, echo Y > /sys/module/fuse/parameters/enable_uring, or mount with "
+           "uring=auto";
+  return 1;
 }
 
 }  // namespace
@@ -90,8 +89,8 @@ bool want_uring(const fs::Options& options, std::string* error) {
 int run_mount(const MountRequest& request, std::string* error) {
   std::string backing;
   if (int status = check_request(request, &backing, error); status != 0) return status;
-  const bool uring = want_uring(request.options, error);
-  if (!uring && request.options.uring == fs::Uring::kOn) return 1;
+  bool uring = false;
+  if (int status = choose_transport(request.options, &uring, error); status != 0) return status;
 
   // Modes come from the kernel with the caller's umask already applied.
   ::umask(0);
@@ -131,7 +130,7 @@ int run_mount(const MountRequest& request, std::string* error) {
       *error = "cannot mount on '" + request.mountpoint + "'";
     } else {
       if (!request.foreground) fuse_daemonize(0);
-      // After daemonizing: the ring's threads start from the INIT reply, in this process.
+      // After daemonizing: the ring's threads start here and must live in the serving process.
       UringTransport transport;
       if (uring && transport.install(se) == 0)
         filesystem->set_transport_stats([&transport] { return transport.stats_text(); });

@@ -78,13 +78,11 @@ struct UringTransport::Entry {
 };
 
 namespace {
+
 thread_local UringTransport::Entry* t_serving = nullptr;  // set while a ring request runs
 // libfuse hands the hooks the session's userdata (the adapter's), not ours: one transport per
 // process, found here.
 std::atomic<UringTransport*> g_transport{nullptr};
-}  // namespace
-
-namespace {
 
 // The CPUs listed in /sys/devices/system/cpu/possible ("0-3,8-11").
 std::vector<int> possible_cpus() {
@@ -240,9 +238,9 @@ ssize_t UringTransport::hook_splice_receive(int fdin, off_t* offin, int fdout, o
 
 ssize_t UringTransport::hook_splice_send(int fdin, off_t* offin, int fdout, off_t* offout,
                                          size_t len, unsigned int flags, void*) {
-  // Never for a ring request: the reply to it must go to its entry, not to /dev/fuse. Failing
-  // with EINVAL makes libfuse fall back to copying through writev (adapter.cc avoids even that
-  // for reads by using reply_space()).
+  // Never for a ring request: its reply belongs in its entry, not on /dev/fuse. adapter.cc's
+  // reads use reply_space() there and never splice; should anything else try, libfuse 3.14
+  // fails the reply (it has no fallback after a failed splice) and serve() answers EIO.
   if (t_serving) {
     errno = EINVAL;
     return -1;
@@ -410,7 +408,7 @@ void UringTransport::serve_entry(struct io_uring* ring, Entry* e) {
       if (res < 0) {        // -ENOTCONN: the connection ends (unmount)
         if (!registered) {  // the registration failed: the kernel went back to /dev/fuse
           --serving_;
-          report_ready(false, -res);
+          note_failure(-res);
         }
         return;
       }
@@ -432,6 +430,13 @@ void UringTransport::note_failure(int err) {
   }
 }
 
+// An error reply left in `e` for the next commit.
+void UringTransport::reply_error(Entry* e, int err) {
+  const fuse_out_header out{sizeof(fuse_out_header), -err, e->unique};
+  memcpy(e->header.in_out, &out, sizeof(out));
+  e->header.ent.payload_sz = 0;
+}
+
 // Runs the request in `e` through libfuse as if read from /dev/fuse, and leaves the reply in
 // `e`. A request the handlers did not answer (none should) gets EIO, so the entry lives on.
 void UringTransport::serve(Entry* e) {
@@ -443,9 +448,7 @@ void UringTransport::serve(Entry* e) {
   e->unique = in.unique;
   e->replied = false;
   if (in.len < sizeof(in) + payload || op_size > kOpArea || payload > e->payload_size) {
-    fuse_out_header out{sizeof(fuse_out_header), -EIO, in.unique};
-    memcpy(e->header.in_out, &out, sizeof(out));
-    e->header.ent.payload_sz = 0;
+    reply_error(e, EIO);
     return;
   }
   char* start = e->payload - sizeof(in) - op_size;
@@ -458,11 +461,7 @@ void UringTransport::serve(Entry* e) {
   t_serving = e;
   fuse_session_process_buf(se_, &buf);
   t_serving = nullptr;
-  if (!e->replied) {
-    fuse_out_header out{sizeof(fuse_out_header), -EIO, in.unique};
-    memcpy(e->header.in_out, &out, sizeof(out));
-    e->header.ent.payload_sz = 0;
-  }
+  if (!e->replied) reply_error(e, EIO);
 }
 
 }  // namespace foldfs::fuse

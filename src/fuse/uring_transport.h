@@ -100,6 +100,7 @@ class UringTransport {
   bool prepare_entry(Entry* e, int cpu, int* err);
   void serve_entry(struct io_uring* ring, Entry* e);
   void serve(Entry* e);
+  static void reply_error(Entry* e, int err);
   void note_failure(int err);
 
   struct fuse_session* se_ = nullptr;
@@ -116,7 +117,7 @@ class UringTransport {
   std::condition_variable phase_changed_;
   Phase phase_ = Phase::kPreparing;
   int prepared_ = 0;  // threads with their ring and entry ready
-  int failed_ = 0;    // threads that could not get ready, or whose registration failed
+  int failed_ = 0;    // threads that could not get ready
 
   std::atomic<uint64_t> requests_{0};
   std::atomic<int> serving_{0};  // threads whose entry is registered (or on its way)

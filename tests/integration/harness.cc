@@ -999,6 +999,16 @@ FstabEntry::~FstabEntry() {
     ADD_FAILURE() << "could not restore " << kFstab << ": " << errno_name(errno);
 }
 
+double seconds_until(const std::function<bool()>& holds, std::chrono::milliseconds limit) {
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < limit) {
+    if (holds())
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ::usleep(5000);
+  }
+  return -1;
+}
+
 namespace {
 constexpr const char* kUringSwitch = "/sys/module/fuse/parameters/enable_uring";
 }  // namespace

@@ -97,6 +97,11 @@ class Process {
 // fn should return 0 for success or an errno value.
 int run_as(uid_t uid, gid_t gid, const std::function<int()>& fn);
 
+// How long until `holds()` is true, polling every 5 ms; -1 after `limit`. For what the mount
+// shows a moment later by design (outside changes reach the kernel once the watcher processed
+// them).
+double seconds_until(const std::function<bool()>& holds, std::chrono::milliseconds limit);
+
 // ---------------------------------------------------------------------------------------------
 // Files.
 

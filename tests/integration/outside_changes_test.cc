@@ -13,25 +13,13 @@
 namespace foldfs::itest {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 bool exists(const std::string& path) {
   struct stat st;
   return ::lstat(path.c_str(), &st) == 0;
 }
 
-// How long until `holds()` is true, polling every 5 ms; -1 after `limit`.
-double seconds_until(const std::function<bool()>& holds, std::chrono::milliseconds limit) {
-  const auto start = Clock::now();
-  while (Clock::now() - start < limit) {
-    if (holds()) return std::chrono::duration<double>(Clock::now() - start).count();
-    ::usleep(5000);
-  }
-  return -1;
-}
-
 // How long until `path` exists (or stops existing); -1 after `limit`.
-double seconds_until(const std::string& path, bool want, std::chrono::milliseconds limit) {
+double seconds_until_exists(const std::string& path, bool want, std::chrono::milliseconds limit) {
   return seconds_until([&] { return exists(path) == want; }, limit);
 }
 
@@ -53,12 +41,12 @@ TEST(OutsideChanges, SecondMountOfTheSameTree) {
     ASSERT_FALSE(exists(b.path("FOO")));  // b's kernel now caches a miss for 60 s
     ASSERT_FALSE(exists(b.path("foo")));
     ASSERT_EQ(write_file(a.path("foo"), "x"), Errno(0));
-    const double seen = seconds_until(b.path("FOO"), true, std::chrono::seconds(5));
+    const double seen = seconds_until_exists(b.path("FOO"), true, std::chrono::seconds(5));
     ASSERT_GE(seen, 0) << "round " << round << ": a create through mount a never reached b";
     EXPECT_LT(seen, 1.0) << "round " << round;
     ASSERT_TRUE(exists(b.path("Foo")));
     ASSERT_EQ(errno_of(::unlink(a.path("FOO").c_str())), Errno(0));
-    const double gone = seconds_until(b.path("foo"), false, std::chrono::seconds(5));
+    const double gone = seconds_until_exists(b.path("foo"), false, std::chrono::seconds(5));
     ASSERT_GE(gone, 0) << "round " << round << ": an unlink through mount a never reached b";
     EXPECT_LT(gone, 1.0) << "round " << round;
     ASSERT_FALSE(exists(b.path("FOO")));
@@ -73,14 +61,14 @@ TEST(OutsideChanges, DirectChangesInTheBackingTree) {
   // Another program (a child process: not the daemon) writes into the backing tree.
   RunResult r = run({"touch", m.bpath("Dir/new.txt")});
   ASSERT_TRUE(r.ok()) << r;
-  EXPECT_GE(seconds_until(m.path("dir/NEW.txt"), true, std::chrono::seconds(2)), 0);
+  EXPECT_GE(seconds_until_exists(m.path("dir/NEW.txt"), true, std::chrono::seconds(2)), 0);
   r = run({"mv", m.bpath("Dir/new.txt"), m.bpath("Dir/Renamed.txt")});
   ASSERT_TRUE(r.ok()) << r;
-  EXPECT_GE(seconds_until(m.path("dir/new.TXT"), false, std::chrono::seconds(2)), 0);
-  EXPECT_GE(seconds_until(m.path("DIR/RENAMED.TXT"), true, std::chrono::seconds(2)), 0);
+  EXPECT_GE(seconds_until_exists(m.path("dir/new.TXT"), false, std::chrono::seconds(2)), 0);
+  EXPECT_GE(seconds_until_exists(m.path("DIR/RENAMED.TXT"), true, std::chrono::seconds(2)), 0);
   r = run({"rm", m.bpath("Dir/Renamed.txt")});
   ASSERT_TRUE(r.ok()) << r;
-  EXPECT_GE(seconds_until(m.path("dir/renamed.txt"), false, std::chrono::seconds(2)), 0);
+  EXPECT_GE(seconds_until_exists(m.path("dir/renamed.txt"), false, std::chrono::seconds(2)), 0);
   EXPECT_EQ(list_dir(m.path("dir")), std::vector<std::string>{});
 }
 
@@ -95,11 +83,11 @@ TEST(OutsideChanges, RevalidateModeSeesChangesWithinTheTimeouts) {
   ASSERT_TRUE(b.start_command({foldfs_binary(), "mount", "-o", opts, a.backing(), b.mnt()}));
   ASSERT_FALSE(exists(b.path("FOO")));
   ASSERT_EQ(write_file(a.path("foo"), "x"), Errno(0));
-  const double seen = seconds_until(b.path("FOO"), true, std::chrono::seconds(5));
+  const double seen = seconds_until_exists(b.path("FOO"), true, std::chrono::seconds(5));
   ASSERT_GE(seen, 0);
   EXPECT_LT(seen, 2.0) << "the bound is negative_timeout (1 s) plus scheduling";
   ASSERT_EQ(errno_of(::unlink(a.path("FOO").c_str())), Errno(0));
-  const double gone = seconds_until(b.path("Foo"), false, std::chrono::seconds(5));
+  const double gone = seconds_until_exists(b.path("Foo"), false, std::chrono::seconds(5));
   ASSERT_GE(gone, 0);
   EXPECT_LT(gone, 2.0);
   RunResult stats = run({foldfs_binary(), "stats", b.mnt()});

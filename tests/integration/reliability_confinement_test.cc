@@ -501,12 +501,10 @@ TEST(Confinement, DirectoriesAndFilesSwappedForSymlinksUnderRunningOperations) {
     auto st = lstat_of(m.path(rel));
     return st && S_ISDIR(st->st_mode);
   };
-  bool settled = false;
-  for (int tries = 0; tries < 200 && !settled; ++tries) {
-    settled = is_dir("d") && is_dir("D") && is_dir("d/sub") && is_dir("D/SUB");
-    if (!settled) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_TRUE(settled) << "the mount did not show the swapped names as directories within 2 s";
+  const double settled = seconds_until(
+      [&] { return is_dir("d") && is_dir("D") && is_dir("d/sub") && is_dir("D/SUB"); },
+      std::chrono::seconds(2));
+  EXPECT_GE(settled, 0) << "the mount did not show the swapped names as directories within 2 s";
   EXPECT_EQ(write_file(m.path("D/after"), "ok"), Errno(0));
   EXPECT_EQ(read_file(m.path("d/AFTER")), "ok");
   EXPECT_EQ(read_file(m.path("d/sub/f")).value_or("").substr(0, 6), "inside");

@@ -262,7 +262,6 @@ void mixed_operations_against_a_model(const std::string& transport) {
   // requests.
   std::atomic<uint64_t> outside_ops{0};
   threads.emplace_back([&] {
-    std::string content;
     for (int i = 0; !stop; i = (i + 1) % 16) {
       const std::string name = "File" + std::to_string(i);
       const std::string backing = m.bpath("Outside/" + name);
@@ -286,12 +285,10 @@ void mixed_operations_against_a_model(const std::string& transport) {
   EXPECT_EQ(flip_problem, "");
   // Once quiet, the mount shows what the outside program left.
   ASSERT_EQ(write_file(m.bpath("Outside/File1"), "final"), Errno(0));
-  bool seen = false;
-  for (int tries = 0; tries < 200 && !seen; ++tries) {
-    seen = read_file(m.path("Outside/file1")) == std::optional<std::string>("final");
-    if (!seen) ::usleep(10 * 1000);
-  }
-  EXPECT_TRUE(seen) << "an outside write was not seen through the mount within 2 s";
+  const double seen = seconds_until(
+      [&] { return read_file(m.path("Outside/file1")) == std::optional<std::string>("final"); },
+      std::chrono::seconds(2));
+  EXPECT_GE(seen, 0) << "an outside write was not seen through the mount within 2 s";
   EXPECT_GT(outside_ops.load(), 10u);
   std::printf("stress: %llu operations, %llu checks, %llu flips, %llu outside changes in %d s\n",
               static_cast<unsigned long long>(stats.ops.load()),

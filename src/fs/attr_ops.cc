@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
 
 #include "backing/casefold_flag.h"
 #include "backing/dir_reader.h"
+#include "backing/inode_flags.h"
 #include "backing/proc_path.h"
 #include "fs/dir_lock.h"
 #include "fs/filesystem.h"
@@ -23,8 +25,6 @@ using backing::SharedFd;
 using backing::UniqueFd;
 
 namespace {
-
-constexpr uint32_t kCasefoldFlag = 0x40000000;  // FS_CASEFOLD_FL
 
 bool unsupported(int err) {
   return err == ENOTTY || err == EOPNOTSUPP || err == EINVAL;
@@ -224,23 +224,10 @@ int Filesystem::removexattr(uint64_t ino, std::string_view name) {
 
 // ---------------------------------------------------------------------------------------------
 // Inode flags. FS_CASEFOLD_FL is foldfs's own (stored as an xattr, see backing/casefold_flag.h);
-// every other flag belongs to the backing filesystem and passes through when it has them.
+// the flags a user may set pass through to the backing filesystem when it has them, and those
+// that describe its own layout are never asked to change (backing/inode_flags.h).
 
-namespace {
-
-int backing_get_flags(int fd, uint32_t* flags) {
-  int value = 0;
-  if (::ioctl(fd, FS_IOC_GETFLAGS, &value) != 0) return errno;
-  *flags = static_cast<uint32_t>(value);
-  return 0;
-}
-
-int backing_set_flags(int fd, uint32_t flags) {
-  int value = static_cast<int>(flags);
-  return ::ioctl(fd, FS_IOC_SETFLAGS, &value) == 0 ? 0 : errno;
-}
-
-}  // namespace
+using backing::kCasefoldFlag;
 
 int Filesystem::get_flags(uint64_t ino, uint32_t* flags) {
   auto node = inode(ino);
@@ -250,7 +237,7 @@ int Filesystem::get_flags(uint64_t ino, uint32_t* flags) {
   if (fd < 0) return -fd;
   UniqueFd owned(fd);
   uint32_t value = 0;
-  const int err = backing_get_flags(fd, &value);
+  const int err = backing::get_inode_flags(fd, &value);
   if (err != 0 && !(node->is_dir() && unsupported(err))) return err;
   if (err != 0) value = 0;
   value &= ~kCasefoldFlag;
@@ -267,38 +254,36 @@ int Filesystem::set_flags(const Context&, uint64_t ino, uint32_t flags) {
   auto node = inode(ino);
   if (!node) return ESTALE;
   const bool want_casefold = flags & kCasefoldFlag;
-  const uint32_t others = flags & ~kCasefoldFlag;
-  if (!node->is_dir()) {
-    if (want_casefold) return EOPNOTSUPP;  // as ext4: only directories fold names
-    const int fd = open_inode(node, O_RDONLY | O_NONBLOCK | O_NOFOLLOW);
-    if (fd < 0) return -fd;
-    UniqueFd owned(fd);
-    return backing_set_flags(fd, others);
-  }
-
-  const int fd = open_inode(node, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  if (want_casefold && !node->is_dir()) return EOPNOTSUPP;  // as ext4: only directories fold
+  const int fd = open_inode(
+      node, (node->is_dir() ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NONBLOCK) | O_NOFOLLOW);
   if (fd < 0) return -fd;
   UniqueFd owned(fd);
-  DirLock lock(*node->dir, DirLock::kWrite);
+  std::optional<DirLock> lock;
+  if (node->is_dir()) lock.emplace(*node->dir, DirLock::kWrite);
   uint32_t current = 0;
-  const int get_err = backing_get_flags(fd, &current);
+  const int get_err = backing::get_inode_flags(fd, &current);
   if (get_err != 0 && !unsupported(get_err)) return get_err;
+  // Without flags of its own (get unsupported), the backing filesystem is asked for exactly
+  // what the request says, and answers for itself.
+  const uint32_t others =
+      get_err == 0 ? backing::backing_flags_for(flags, current) : flags & ~kCasefoldFlag;
   current &= ~kCasefoldFlag;
-  const bool flip = want_casefold != casefolded(*node);
-  if (flip) {
-    if (options_.casefold == CasefoldMode::kAll) return EPERM;  // every directory folds
-    std::vector<backing::DirEntry> entries;
-    if (int e = backing::read_directory(fd, &entries); e != 0) return e;
-    if (!entries.empty()) return ENOTEMPTY;  // as ext4: rules change only on empty directories
-  }
+  auto set_others = [&]() {
+    return get_err == 0 && others == current ? 0 : backing::set_inode_flags(fd, others);
+  };
+  const bool flip = node->is_dir() && want_casefold != casefolded(*node);
+  if (!flip) return (get_err != 0 && others == 0) ? 0 : set_others();
+  if (options_.casefold == CasefoldMode::kAll) return EPERM;  // every directory folds
+  std::vector<backing::DirEntry> entries;
+  if (int e = backing::read_directory(fd, &entries); e != 0) return e;
+  if (!entries.empty()) return ENOTEMPTY;  // as ext4: rules change only on empty directories
   const bool becomes_immutable = (others & FS_IMMUTABLE_FL) && !(current & FS_IMMUTABLE_FL);
-  auto set_others = [&]() { return others == current ? 0 : backing_set_flags(fd, others); };
-  if (!flip) return set_others();
   if (!becomes_immutable) {
     if (int e = set_others(); e != 0) return e;
   }
   if (int e = backing::write_casefold_flag(fd, want_casefold); e != 0) {
-    if (!becomes_immutable && others != current) backing_set_flags(fd, current);  // undo
+    if (!becomes_immutable && others != current) backing::set_inode_flags(fd, current);  // undo
     return e;
   }
   if (becomes_immutable) {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -252,6 +253,34 @@ TEST_F(FsCoreTest, FlagStorageIsInvisible) {
   EXPECT_EQ(fs_->setxattr(dir, "trusted.foldfs.casefold", "0", 0), EPERM);
   EXPECT_EQ(fs_->removexattr(dir, "trusted.foldfs.casefold"), EPERM);
   EXPECT_TRUE(fs_->is_casefolded(dir));
+}
+
+// A request that carries only the casefold bit, or only a user flag, leaves the flags that belong
+// to the backing filesystem's layout (ext4's FS_EXTENT_FL on every directory and file) as they
+// are: ext4 refuses to clear them without CAP_SYS_RESOURCE, and converts the block map with it.
+TEST_F(FsCoreTest, LayoutFlagsOfTheBackingFilesystemAreNeverAskedToChange) {
+  open_fs();
+  uint64_t dir = 0, file = 0;
+  ASSERT_EQ(mkdir(kRoot, "d", &dir), 0);
+  ASSERT_EQ(create(kRoot, "f", O_WRONLY | O_EXCL, &file), 0);
+  auto backing_flags = [&](const char* name) {
+    const int fd = ::open((root_ + "/" + name).c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    int flags = -1;
+    if (fd >= 0 && ::ioctl(fd, FS_IOC_GETFLAGS, &flags) != 0) flags = -1;
+    if (fd >= 0) ::close(fd);
+    return flags;
+  };
+  const int dir_before = backing_flags("d"), file_before = backing_flags("f");
+  if (dir_before < 0 || !(dir_before & FS_EXTENT_FL) || !(file_before & FS_EXTENT_FL)) {
+    GTEST_SKIP() << "the backing filesystem of /tmp shows no extents flag (not ext4)";
+  }
+  EXPECT_EQ(fs_->set_flags(ctx_, dir, kCasefoldFlag), 0);
+  EXPECT_TRUE(fs_->is_casefolded(dir));
+  EXPECT_EQ(backing_flags("d"), dir_before) << "the directory's own flags changed";
+  EXPECT_EQ(fs_->set_flags(ctx_, file, FS_NODUMP_FL), 0);
+  EXPECT_EQ(backing_flags("f"), file_before | FS_NODUMP_FL);
+  EXPECT_EQ(fs_->set_flags(ctx_, file, 0), 0);
+  EXPECT_EQ(backing_flags("f"), file_before);
 }
 
 TEST_F(FsCoreTest, FlagIsFixedInAllMode) {

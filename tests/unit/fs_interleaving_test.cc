@@ -5,6 +5,7 @@
 // hold it shared, operations on the directory (create, unlink, the flag ioctl) exclusively. Two
 // forced interleavings, then a randomized run with many threads (this binary also runs under
 // ThreadSanitizer).
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,13 +15,11 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
-#include <shared_mutex>
 #include <random>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "fs/filesystem.h"
 
@@ -109,9 +108,11 @@ class Gate {
     cv_.notify_all();
     cv_.wait(lock, [&] { return open_; });
   }
-  void wait_arrival() {
+  // Whether a thread arrived within 10 s: a hooked operation that failed before its hook never
+  // arrives, and the test must say so rather than wait for ever.
+  bool wait_arrival() {
     std::unique_lock lock(m_);
-    cv_.wait(lock, [&] { return arrived_; });
+    return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return arrived_; });
   }
   void open() {
     std::lock_guard lock(m_);
@@ -152,7 +153,8 @@ class InterleavingTest : public ::testing::Test {
     const uint64_t snapshot = kernel_.epoch();
     EntryOut out;
     uint64_t fh = 0;
-    const int err = fs_->create(Context{}, dir_, name, 0644, O_CREAT | O_EXCL | O_WRONLY, &out, &fh);
+    const int err =
+        fs_->create(Context{}, dir_, name, 0644, O_CREAT | O_EXCL | O_WRONLY, &out, &fh);
     if (err == 0) {
       fs_->release(fh);
       kernel_.operated(dir_, name, true, snapshot);
@@ -191,7 +193,11 @@ TEST_F(InterleavingTest, LookupAnsweredBeforeTheFlipCannotOutliveIt) {
   });
   // A lookup of "FOO" under case-sensitive rules is paused after computing its answer.
   std::thread lookup([&] { EXPECT_FALSE(kernel_.lookup(*fs_, dir_, "FOO")); });
-  gate.wait_arrival();
+  if (!gate.wait_arrival()) {
+    gate.open();
+    lookup.join();
+    FAIL() << "the lookup never reached its hook";
+  }
   std::atomic<bool> flipped{false};
   std::thread flipper([&] {
     EXPECT_EQ(flip(true), 0);
@@ -214,7 +220,11 @@ TEST_F(InterleavingTest, LookupWaitingBehindTheFlipUsesTheNewRules) {
     if (std::strcmp(point, "flip:written") == 0) gate.arrive_and_wait();
   });
   std::thread flipper([&] { EXPECT_EQ(flip(true), 0); });
-  gate.wait_arrival();  // the flag is written, the rules in memory not yet switched
+  if (!gate.wait_arrival()) {  // the flag is written, the rules in memory not yet switched
+    gate.open();
+    flipper.join();
+    FAIL() << "the flip never reached its hook";
+  }
   std::atomic<bool> answered{false};
   std::thread lookup([&] {
     EXPECT_FALSE(kernel_.lookup(*fs_, dir_, "FOO"));

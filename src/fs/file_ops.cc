@@ -67,57 +67,35 @@ int Filesystem::create(const Context& ctx, uint64_t parent, std::string_view nam
   if (exists && (flags & O_EXCL)) return EEXIST;
 
   const int open_flags = (flags & ~kCreateOnlyFlags) | O_NOFOLLOW | O_CLOEXEC;
+  const int at = dirfd->get();
   UniqueFd fd;
   bool created = false;
-  if (!exists) {
-    fd.reset(::openat(dirfd->get(), stored.c_str(), open_flags | O_CREAT | O_EXCL,
-                      creation_mode(ctx, dirfd->get(), mode)));
-    created = fd.valid();
-    if (!created && (errno != EEXIST || (flags & O_EXCL))) return errno;
-  }
-  if (!fd.valid()) {
-    // O_CREAT without O_EXCL on an existing name opens it, whichever spelling was asked. The
-    // kernel believes it created the file and checks nothing: the caller's rights are checked
-    // here, and O_TRUNC drops setuid/setgid bits as a truncation by the caller would.
-    struct stat st;
-    if (::fstatat(dirfd->get(), stored.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return errno;
-    if (int e = may_open_existing(ctx, st, flags); e != 0) return e;
-    fd.reset(::openat(dirfd->get(), stored.c_str(), open_flags));
-    if (!fd.valid()) return errno;
-    const mode_t privileged = S_ISUID | ((st.st_mode & S_IXGRP) ? S_ISGID : 0);
-    if ((flags & O_TRUNC) && ctx.uid != 0 && S_ISREG(st.st_mode) && (st.st_mode & privileged)) {
-      ::fchmod(fd.get(), st.st_mode & 07777 & ~privileged);
+  // With the caller's ids (backing/acting_as.h): the new file is the caller's from the start.
+  // O_CREAT without O_EXCL on an existing name opens it, whichever spelling was asked; the
+  // kernel believes it created the file and checks nothing, and the backing filesystem checks
+  // the caller's rights (mode, ACLs, groups) on the very file it opens, and drops setuid/setgid
+  // bits on O_TRUNC as for any truncation by the caller. Nothing is checked on one lookup of the
+  // name and then done on another.
+  err = as_caller(ctx, groups_decide_setgid(at, ctx, S_IFREG | mode), [&] {
+    if (!exists) {
+      fd.reset(::openat(at, stored.c_str(), open_flags | O_CREAT | O_EXCL,
+                        creation_mode(ctx, at, mode)));
+      created = fd.valid();
+      if (created) return 0;
+      if (errno != EEXIST || (flags & O_EXCL)) return errno;
     }
-  }
-  if (created) {
-    if (int e = give_to_caller(ctx, dirfd->get(), stored, mode, false); e != 0) {
-      ::unlinkat(dirfd->get(), stored.c_str(), 0);  // a failed call leaves nothing behind
-      return e;
-    }
-    if (casefold) index_change(*dir, dirfd->get(), stored, {});
-  }
+    fd.reset(::openat(at, stored.c_str(), open_flags));
+    return fd.valid() ? 0 : errno;
+  });
+  if (err != 0) return err;
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return errno;
+  if (S_ISDIR(st.st_mode)) return EISDIR;  // open(O_CREAT) of a directory, as on ext4
+  if (created && casefold) index_change(*dir, at, stored, {});
   note_change(*dir, name, exists ? stored : std::string(), false);
-  if (int e = make_entry(*dir, dirfd->get(), stored, out); e != 0) return e;
+  if (int e = entry_from_open_file(*dir, fd.get(), st, out); e != 0) return e;
   *fh = to_fh(new OpenFile{std::move(fd)});
   return 0;
-}
-
-// open(2)'s permission check for a file that already exists (mode bits; the kernel checks
-// ACLs on every other path).
-int Filesystem::may_open_existing(const Context& ctx, const struct stat& st, int flags) {
-  if (S_ISDIR(st.st_mode)) return EISDIR;
-  if (ctx.uid == 0) return 0;
-  const int acc = flags & O_ACCMODE;
-  const mode_t want = ((acc == O_RDONLY || acc == O_RDWR) ? 4 : 0) |
-                      ((acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC)) ? 2 : 0);
-  mode_t bits = st.st_mode & 07;
-  if (ctx.uid == st.st_uid) {
-    bits = (st.st_mode >> 6) & 07;
-  } else if (ctx.gid == st.st_gid ||
-             (ctx.in_supplementary_group && ctx.in_supplementary_group(st.st_gid))) {
-    bits = (st.st_mode >> 3) & 07;
-  }
-  return (bits & want) == want ? 0 : EACCES;
 }
 
 int Filesystem::file_fd(uint64_t fh) const {

@@ -79,6 +79,7 @@ std::unique_ptr<Filesystem> Filesystem::open(const std::string& backing, const O
   std::unique_ptr<Filesystem> fs(new Filesystem(options, std::move(root), std::move(mount_fd)));
   fs->root_dev_ = st.st_dev;
   fs->root_ino_ = st.st_ino;
+  fs->acts_as_callers_ = backing::can_act_as_others();
   fs->backing_path_ = backing;
   struct statfs sfs;
   fs->network_backing_ =
@@ -279,6 +280,21 @@ int Filesystem::entry_from(UniqueFd fd, const struct stat& st, const backing::Fi
   out->attr = st;
   out->attr_timeout = attr_timeout();
   return 0;
+}
+
+int Filesystem::entry_from_open_file(Inode& parent, int fd, const struct stat& st, EntryOut* out) {
+  backing::FileHandle handle;
+  UniqueFd path_fd;
+  if (handle.assign_from(fd, "") != 0) {
+    // No handles on this backing filesystem: the inode keeps an O_PATH descriptor, taken from
+    // this one's /proc link (the same file, never a name).
+    handle = backing::FileHandle();
+    path_fd.reset(::open(backing::ProcPath(fd).c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!path_fd.valid()) return errno;
+  }
+  const int err = entry_from(std::move(path_fd), st, handle, out);
+  if (err == 0) out->entry_timeout = entry_timeout_for(parent, false);
+  return err;
 }
 
 int Filesystem::make_entry(Inode& parent, int dirfd, const std::string& stored, EntryOut* out,

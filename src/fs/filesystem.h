@@ -28,6 +28,7 @@
 //   5. InodeTable::mutex_, FdCache, KernelDentries, devices_mutex_ and pending_mutex_ (leaf locks)
 #pragma once
 
+#include <errno.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
@@ -44,6 +45,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backing/acting_as.h"
 #include "backing/dir_watcher.h"
 #include "backing/fd_cache.h"
 #include "backing/unique_fd.h"
@@ -58,9 +60,9 @@ struct Context {
   gid_t gid = 0;
   pid_t pid = 0;
   mode_t umask = 0;  // applied by foldfs (the kernel leaves it to us: POSIX ACLs)
-  // Whether the caller has `gid` among its supplementary groups. Asked only where needed (they
-  // come from /proc: two opens and reads); null means none.
-  std::function<bool(gid_t)> in_supplementary_group;
+  // Fills the caller's supplementary groups; false when they cannot be had. Asked only where an
+  // operation needs them (they come from /proc: two opens and reads); null means none.
+  std::function<bool(std::vector<gid_t>*)> supplementary_groups;
 };
 
 struct EntryOut {
@@ -224,6 +226,9 @@ class Filesystem {
   int make_entry(Inode& parent, int dirfd, const std::string& stored, EntryOut* out,
                  const std::optional<struct stat>& known = std::nullopt);
   int entry_from_fd(backing::UniqueFd fd, EntryOut* out);
+  // The entry of a file this request opened or created (any descriptor, read or write): the
+  // node is never reached by name again.
+  int entry_from_open_file(Inode& parent, int fd, const struct stat& st, EntryOut* out);
   bool entry_without_fd(int dirfd, const std::string& name, const std::optional<struct stat>& known,
                         EntryOut* out, int* err);
   int entry_from(backing::UniqueFd fd, const struct stat& st, const backing::FileHandle& handle,
@@ -275,14 +280,23 @@ class Filesystem {
   void invalidate_kernel_dentries();
   double entry_timeout_for(const Inode& dir, bool negative) const;
 
+  // Changes of the backing tree's names, made with the caller's ids (backing/acting_as.h says
+  // why). Runs `op` (0 or an errno) as the caller: first without supplementary groups (fetching
+  // them costs two /proc reads), and when the backing filesystem refuses (EACCES, EPERM: a
+  // refused call changed nothing) again with them. `groups_first`: the groups decide more than
+  // access (whether a new file keeps its setgid bit), so fetch them before the first try.
+  template <typename Op>
+  int as_caller(const Context& ctx, bool groups_first, Op&& op);
+  // Whether creating `mode` in `dirfd` keeps or drops the setgid bit by the caller's groups.
+  static bool groups_decide_setgid(int dirfd, const Context& ctx, mode_t mode);
+
   // Creation helpers.
   mode_t creation_mode(const Context& ctx, int dirfd, mode_t mode) const;
-  static int may_open_existing(const Context& ctx, const struct stat& st, int flags);
-  int give_to_caller(const Context& ctx, int dirfd, const std::string& name, mode_t mode,
-                     bool is_symlink);
+  // Gives a directory made by `ctx` in a casefolded directory the casefold flag.
+  int inherit_casefold_flag(const Context& ctx, int dirfd, const std::string& name);
   int create_node(const Context& ctx, uint64_t parent, std::string_view name, const NodeSpec& spec,
                   EntryOut* out);
-  int remove_node(uint64_t parent, std::string_view name, bool dir);
+  int remove_node(const Context& ctx, uint64_t parent, std::string_view name, bool dir);
   int scan_directory(
       const std::shared_ptr<Inode>& dir, off_t offset,
       const std::function<bool(int, const char*, uint64_t, unsigned char, off_t)>& visit,
@@ -293,9 +307,12 @@ class Filesystem {
   backing::UniqueFd mount_fd_;  // O_RDONLY of the backing root, for open_by_handle_at
   dev_t root_dev_ = 0;
   ino_t root_ino_ = 0;
-  std::string backing_path_;              // realpath of the backing root
-  const uid_t daemon_uid_ = ::geteuid();  // the daemon never changes its ids
+  std::string backing_path_;  // realpath of the backing root
+  // The daemon never changes its process-wide ids; threads take a caller's filesystem ids only
+  // inside as_caller().
+  const uid_t daemon_uid_ = ::geteuid();
   const gid_t daemon_gid_ = ::getegid();
+  bool acts_as_callers_ = false;    // it may take other users' ids (root)
   bool network_backing_ = false;    // NFS, SMB, FUSE, ...: changes elsewhere go unreported
   bool compact_ids_ = false;        // node ids are handle bytes (see node_identity())
   bool handles_carry_ino_ = false;  // FILEID_INO32_GEN handles, checked on the root
@@ -333,5 +350,29 @@ class Filesystem {
   std::mutex pending_mutex_;                           // leaf
   std::vector<uint64_t> pending_inode_invalidations_;  // Guarded by pending_mutex_.
 };
+
+template <typename Op>
+int Filesystem::as_caller(const Context& ctx, bool groups_first, Op&& op) {
+  if (!acts_as_callers_ || (ctx.uid == daemon_uid_ && ctx.gid == daemon_gid_)) return op();
+  // root keeps its capabilities whatever its groups: they decide nothing for it.
+  const bool groups_matter = ctx.uid != 0 && ctx.supplementary_groups != nullptr;
+  std::vector<gid_t> groups;
+  bool fetched = false;
+  auto fetch = [&] {
+    fetched = true;
+    return ctx.supplementary_groups(&groups) && !groups.empty();
+  };
+  if (groups_first && groups_matter) fetch();
+  for (;;) {
+    int err;
+    {
+      backing::ActingAs as(ctx.uid, ctx.gid, groups);
+      if (!as.ok()) return EPERM;
+      err = op();
+    }
+    if ((err == EACCES || err == EPERM) && groups_matter && !fetched && fetch()) continue;
+    return err;
+  }
+}
 
 }  // namespace foldfs::fs

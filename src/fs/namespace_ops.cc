@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "backing/casefold_flag.h"
+#include "backing/dir_reader.h"
 #include "backing/proc_path.h"
 #include "backing/thread_umask.h"
 #include "fs/dir_lock.h"
@@ -19,32 +20,17 @@ using backing::SharedFd;
 using backing::UniqueFd;
 
 struct Filesystem::NodeSpec {
-  std::function<int(int dirfd, const char* name)> make;  // 0 or errno
+  std::function<int(int dirfd, const char* name)> make;  // 0 or errno; runs as the caller
   mode_t mode = 0;
-  bool give_to_caller = true;  // false for hard links: the file keeps its owner
-  bool is_symlink = false;
   bool is_dir = false;
 };
 
-// Files are created by the daemon (root); they must belong to the caller, as on a local fs.
-// A setgid parent already gave its group (the backing fs applies that rule), so only the owner
-// changes then. chown clears setuid/setgid bits, which are put back afterwards.
-int Filesystem::give_to_caller(const Context& ctx, int dirfd, const std::string& name, mode_t mode,
-                               bool is_symlink) {
-  if (ctx.uid == daemon_uid_ && ctx.gid == daemon_gid_) return 0;
+bool Filesystem::groups_decide_setgid(int dirfd, const Context& ctx, mode_t mode) {
+  // The kernel drops S_ISGID from a new file in a setgid directory whose group the caller is
+  // not in (mode_strip_sgid): only then do the supplementary groups decide the mode.
+  if (S_ISDIR(mode) || (mode & (S_ISGID | S_IXGRP)) != (S_ISGID | S_IXGRP)) return false;
   struct stat parent;
-  if (::fstat(dirfd, &parent) != 0) return errno;
-  // The bits the node got (after the umask or a default ACL), to restore what chown clears.
-  const bool privileged = !is_symlink && (mode & (S_ISUID | S_ISGID)) && !S_ISDIR(mode);
-  struct stat created;
-  if (privileged && ::fstatat(dirfd, name.c_str(), &created, AT_SYMLINK_NOFOLLOW) != 0)
-    return errno;
-  const gid_t gid = (parent.st_mode & S_ISGID) ? static_cast<gid_t>(-1) : ctx.gid;
-  if (::fchownat(dirfd, name.c_str(), ctx.uid, gid, AT_SYMLINK_NOFOLLOW) != 0) return errno;
-  if (privileged && (created.st_mode & (S_ISUID | S_ISGID))) {
-    if (::fchmodat(dirfd, name.c_str(), created.st_mode & 07777, 0) != 0) return errno;
-  }
-  return 0;
+  return ::fstat(dirfd, &parent) == 0 && (parent.st_mode & S_ISGID) && parent.st_gid != ctx.gid;
 }
 
 // The mode to create a node with. The backing filesystem applies the caller's umask, or the
@@ -56,6 +42,23 @@ mode_t Filesystem::creation_mode(const Context& ctx, int dirfd, mode_t mode) con
   const backing::ProcPath path(dirfd);
   if (::getxattr(path.c_str(), "system.posix_acl_default", nullptr, 0) > 0) return mode;
   return mode & ~ctx.umask;
+}
+
+// The flag is an attribute only root may write (trusted.*), so this step runs with the daemon's
+// ids, and it has to reach the new directory by name. A user who can write the backing
+// directory may have swapped something else in by then: the flag goes only on an empty
+// directory owned by the caller — one the caller could have given the flag itself (chattr +F).
+int Filesystem::inherit_casefold_flag(const Context& ctx, int dirfd, const std::string& name) {
+  UniqueFd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!sub.valid()) return errno == ENOENT || errno == ENOTDIR || errno == ELOOP ? ESTALE : errno;
+  struct stat st;
+  if (::fstat(sub.get(), &st) != 0) return errno;
+  const uid_t owner = acts_as_callers_ ? ctx.uid : daemon_uid_;
+  std::vector<backing::DirEntry> entries;
+  if (st.st_uid != owner) return ESTALE;
+  if (int e = backing::read_directory(sub.get(), &entries); e != 0) return e;
+  if (!entries.empty()) return ESTALE;
+  return backing::write_casefold_flag(sub.get(), true);
 }
 
 int Filesystem::create_node(const Context& ctx, uint64_t parent, std::string_view name,
@@ -75,27 +78,24 @@ int Filesystem::create_node(const Context& ctx, uint64_t parent, std::string_vie
     if (err == 0) return EEXIST;  // an equivalent name exists: ext4 answers EEXIST too
     if (err != ENOENT) return err;
   }
-  if (int e = spec.make(dirfd->get(), created.c_str()); e != 0) return e;
-  // A node that cannot be finished (owner, inherited flag) is removed again: a failed call
-  // leaves nothing behind.
-  auto undo = [&](int e) {
-    ::unlinkat(dirfd->get(), created.c_str(), spec.is_dir ? AT_REMOVEDIR : 0);
-    return e;
-  };
-  if (spec.give_to_caller) {
-    if (int e = give_to_caller(ctx, dirfd->get(), created, spec.mode, spec.is_symlink); e != 0) {
-      return undo(e);
+  const int fd = dirfd->get();
+  err = as_caller(ctx, groups_decide_setgid(fd, ctx, spec.mode),
+                  [&] { return spec.make(fd, created.c_str()); });
+  if (err != 0) return err;
+  if (spec.is_dir && casefold && options_.casefold == CasefoldMode::kFlag) {
+    // New subdirectories of a casefolded directory inherit the flag. A directory that cannot
+    // take it is removed again (with the caller's rights): the failed call leaves nothing.
+    if (int e = inherit_casefold_flag(ctx, fd, created); e != 0) {
+      if (e != ESTALE) {
+        as_caller(ctx, false,
+                  [&] { return ::unlinkat(fd, created.c_str(), AT_REMOVEDIR) == 0 ? 0 : errno; });
+      }
+      return e;
     }
   }
-  if (spec.is_dir && casefold && options_.casefold == CasefoldMode::kFlag) {
-    // New subdirectories of a casefolded directory inherit the flag.
-    UniqueFd sub(::openat(dirfd->get(), created.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
-    if (!sub.valid()) return undo(errno);
-    if (int e = backing::write_casefold_flag(sub.get(), true); e != 0) return undo(e);
-  }
-  if (casefold) index_change(*dir, dirfd->get(), created, {});
+  if (casefold) index_change(*dir, fd, created, {});
   note_change(*dir, name, {}, false);
-  return make_entry(*dir, dirfd->get(), created, out);
+  return make_entry(*dir, fd, created, out);
 }
 
 int Filesystem::mknod(const Context& ctx, uint64_t parent, std::string_view name, mode_t mode,
@@ -124,7 +124,6 @@ int Filesystem::symlink(const Context& ctx, std::string_view target, uint64_t pa
   if (target.find('\0') != std::string_view::npos) return EINVAL;
   NodeSpec spec;
   spec.mode = S_IFLNK | 0777;
-  spec.is_symlink = true;
   const std::string text(target);
   spec.make = [&text](int dirfd, const char* n) {
     return ::symlinkat(text.c_str(), dirfd, n) == 0 ? 0 : errno;
@@ -140,18 +139,20 @@ int Filesystem::link(const Context& ctx, uint64_t ino, uint64_t newparent, std::
   SharedFd source = path_fd(node, &err);
   if (!source) return err;
   NodeSpec spec;
-  spec.give_to_caller = false;
+  spec.mode = node->type;
   spec.make = [&source](int dirfd, const char* n) {
     if (::linkat(source->get(), "", dirfd, n, AT_EMPTY_PATH) == 0) return 0;
     if (errno != ENOENT && errno != EPERM) return errno;
-    // Without CAP_DAC_READ_SEARCH, AT_EMPTY_PATH is refused: link through /proc instead.
+    // Without CAP_DAC_READ_SEARCH (a caller's ids), AT_EMPTY_PATH is refused: link through the
+    // descriptor's /proc link instead, which reaches exactly the file it holds.
     const backing::ProcPath path(source->get());
     return ::linkat(AT_FDCWD, path.c_str(), dirfd, n, AT_SYMLINK_FOLLOW) == 0 ? 0 : errno;
   };
   return create_node(ctx, newparent, newname, spec, out);
 }
 
-int Filesystem::remove_node(uint64_t parent, std::string_view name, bool is_dir) {
+int Filesystem::remove_node(const Context& ctx, uint64_t parent, std::string_view name,
+                            bool is_dir) {
   std::shared_ptr<Inode> dir;
   SharedFd dirfd;
   int err = begin_change(parent, &dir, &dirfd);
@@ -164,7 +165,12 @@ int Filesystem::remove_node(uint64_t parent, std::string_view name, bool is_dir)
   if (casefold) {
     if (int e = resolve_locked(dir, dirfd->get(), name, &stored); e != 0) return e;
   }
-  if (::unlinkat(dirfd->get(), stored.c_str(), is_dir ? AT_REMOVEDIR : 0) != 0) return errno;
+  // With the caller's rights: a sticky directory's rules are checked on what is removed.
+  const int fd = dirfd->get();
+  err = as_caller(ctx, false, [&] {
+    return ::unlinkat(fd, stored.c_str(), is_dir ? AT_REMOVEDIR : 0) == 0 ? 0 : errno;
+  });
+  if (err != 0) return err;
   if (casefold) {
     index_change(*dir, dirfd->get(), {}, stored);
     note_change(*dir, name, stored, true);  // the kernel keeps `name` as a negative dentry
@@ -172,16 +178,16 @@ int Filesystem::remove_node(uint64_t parent, std::string_view name, bool is_dir)
   return 0;
 }
 
-int Filesystem::unlink(const Context&, uint64_t parent, std::string_view name) {
-  return remove_node(parent, name, false);
+int Filesystem::unlink(const Context& ctx, uint64_t parent, std::string_view name) {
+  return remove_node(ctx, parent, name, false);
 }
 
-int Filesystem::rmdir(const Context&, uint64_t parent, std::string_view name) {
-  return remove_node(parent, name, true);
+int Filesystem::rmdir(const Context& ctx, uint64_t parent, std::string_view name) {
+  return remove_node(ctx, parent, name, true);
 }
 
-int Filesystem::rename(const Context&, uint64_t parent, std::string_view name, uint64_t newparent,
-                       std::string_view newname, unsigned int flags) {
+int Filesystem::rename(const Context& ctx, uint64_t parent, std::string_view name,
+                       uint64_t newparent, std::string_view newname, unsigned int flags) {
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return EINVAL;
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return EINVAL;
   if (options_.read_only) return EROFS;
@@ -221,9 +227,12 @@ int Filesystem::rename(const Context&, uint64_t parent, std::string_view name, u
       target = std::move(existing);  // replacing keeps the existing entry's spelling
     }
   }
-  if (::renameat2(from_fd->get(), source.c_str(), to_fd->get(), target.c_str(), flags) != 0) {
-    return errno;
-  }
+  err = as_caller(ctx, false, [&] {
+    return ::renameat2(from_fd->get(), source.c_str(), to_fd->get(), target.c_str(), flags) == 0
+               ? 0
+               : errno;
+  });
+  if (err != 0) return err;
   // Renaming one hard link onto another of the same file does nothing: both names stay.
   struct stat st;
   const bool source_stays =

@@ -41,16 +41,13 @@ fs::Context context(fuse_req_t req) {
   ctx.gid = c->gid;
   ctx.pid = c->pid;
   ctx.umask = c->umask;
-  return ctx;
-}
-
-// With the caller's supplementary groups, read from /proc by libfuse if they are asked for.
-fs::Context context_with_groups(fuse_req_t req) {
-  fs::Context ctx = context(req);
-  ctx.in_supplementary_group = [req](gid_t gid) {
+  // Read from /proc by libfuse, only if the operation asks.
+  ctx.supplementary_groups = [req](std::vector<gid_t>* out) {
     gid_t groups[256];
-    gid_t* end = groups + std::clamp(fuse_req_getgroups(req, 256, groups), 0, 256);
-    return std::find(groups, end, gid) != end;
+    const int n = fuse_req_getgroups(req, 256, groups);
+    if (n < 0) return false;
+    out->assign(groups, groups + std::min(n, 256));
+    return true;
   };
   return ctx;
 }
@@ -301,8 +298,7 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   guarded(req, [&] {
     fs::EntryOut out;
     uint64_t fh = 0;
-    const int err =
-        fsys(req).create(context_with_groups(req), parent, name, mode, fi->flags, &out, &fh);
+    const int err = fsys(req).create(context(req), parent, name, mode, fi->flags, &out, &fh);
     if (err != 0) {
       fuse_reply_err(req, err);
       return;

@@ -5,7 +5,7 @@
 # FOLDFS_STRESSNG_SECONDS, FOLDFS_MODEL_OPS, FOLDFS_SOAK_SECONDS (docs/testing.md).
 add_library(foldfs_reliability_util STATIC ${CMAKE_CURRENT_LIST_DIR}/reliability_util.cc)
 target_link_libraries(foldfs_reliability_util PUBLIC foldfs_itest_harness)
-foreach(section permissions confinement faults crash load model)
+foreach(section permissions confinement swaps faults crash load model)
   set(_t foldfs_reliability_${section}_test)
   if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/reliability_${section}_test.cc)
     add_executable(${_t} ${CMAKE_CURRENT_LIST_DIR}/reliability_${section}_test.cc)

@@ -1,6 +1,9 @@
 // Micro-benchmarks of the per-directory name index (src/names/dir_index.h): resolve() of an
 // exact name, of another spelling and of a missing name in indexes of 1k / 100k / 1M names,
 // and load() of a full listing. Names are the ones bench/run.sh uses ("Texture_0000042.dds").
+// The Colliding benchmarks do the same with n spellings of ONE name ("abcdefghijklmnopqrst" in
+// every mix of cases): what a tree made on a case-sensitive filesystem, or an attacker, can put
+// in a directory. Load must stay linear and lookups O(1) there too.
 // The load benchmarks also report the index's heap use per entry (mallinfo2), which is the
 // part of the daemon's memory that grows with directory size.
 //
@@ -43,7 +46,25 @@ const std::vector<std::string>& listing(long n) {
   return v;
 }
 
-const DirIndex& index_of(long n) {
+// The n-th spelling of one 20-letter name: bit i of n upper-cases letter i.
+std::string colliding_name(long n) {
+  std::string s = "abcdefghijklmnopqrst";
+  for (int i = 0; i < 20; ++i)
+    if (n & (1L << i)) s[i] = static_cast<char>(s[i] - 'a' + 'A');
+  return s;
+}
+
+const std::vector<std::string>& colliding_listing(long n) {
+  static std::map<long, std::vector<std::string>> cache;
+  auto& v = cache[n];
+  if (v.empty()) {
+    v.reserve(n);
+    for (long i = 0; i < n; ++i) v.push_back(colliding_name(i));
+  }
+  return v;
+}
+
+DirIndex& index_of(long n) {
   static std::map<long, std::unique_ptr<DirIndex>> cache;
   auto& p = cache[n];
   if (!p) {
@@ -71,7 +92,7 @@ std::vector<std::string> queries(long n, int kind) {
 
 void run_resolve(benchmark::State& state, int kind) {
   const long n = state.range(0);
-  const DirIndex& index = index_of(n);
+  DirIndex& index = index_of(n);
   const auto q = queries(n, kind);
   size_t k = 0;
   for (auto _ : state) {
@@ -92,9 +113,8 @@ void BM_ResolveMiss(benchmark::State& state) {
   run_resolve(state, 2);
 }
 
-void BM_Load(benchmark::State& state) {
+void run_load(benchmark::State& state, const std::vector<std::string>& names) {
   const long n = state.range(0);
-  const auto& names = listing(n);
   double bytes = 0;
   for (auto _ : state) {
     const size_t before = mallinfo2().uordblks;
@@ -108,13 +128,40 @@ void BM_Load(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * n);
   state.counters["heap_B_per_entry"] = bytes / n;
-  state.counters["beyond_name_B"] = bytes / n - static_cast<double>(exact_name(0).size());
+  state.counters["beyond_name_B"] = bytes / n - static_cast<double>(names[0].size());
+}
+
+void BM_Load(benchmark::State& state) {
+  run_load(state, listing(state.range(0)));
+}
+void BM_LoadColliding(benchmark::State& state) {
+  run_load(state, colliding_listing(state.range(0)));
+}
+
+// Exact names, and spellings that are not stored (they resolve to the smallest), among n
+// spellings of one name.
+void BM_ResolveColliding(benchmark::State& state) {
+  const long n = state.range(0);
+  DirIndex index(FoldRules{});
+  index.load(colliding_listing(n));
+  std::mt19937_64 rng(n);
+  std::vector<std::string> q;
+  for (int k = 0; k < 4096; ++k) q.push_back(colliding_name(static_cast<long>(rng() % (2 * n))));
+  size_t k = 0;
+  for (auto _ : state) {
+    auto r = index.resolve(q[k++ & 4095]);
+    if (!r) state.SkipWithError("wrong answer");
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations());
 }
 
 BENCHMARK(BM_ResolveExact)->Arg(1000)->Arg(100000)->Arg(1000000);
 BENCHMARK(BM_ResolveOtherSpelling)->Arg(1000)->Arg(100000)->Arg(1000000);
 BENCHMARK(BM_ResolveMiss)->Arg(1000)->Arg(100000)->Arg(1000000);
 BENCHMARK(BM_Load)->Arg(1000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LoadColliding)->Arg(1000)->Arg(20000)->Arg(200000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ResolveColliding)->Arg(1000)->Arg(200000);
 
 }  // namespace
 

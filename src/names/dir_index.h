@@ -1,5 +1,5 @@
 // The per-directory name index of a casefolded directory: every stored name, found from any
-// equivalent spelling in O(1) through the hash of its folded key.
+// equivalent spelling in O(1) through its folded key.
 //
 // Coherence contract: the index describes the directory as of the last load() plus every
 // insert()/erase() since. It does no I/O; the owner (src/fs) loads it from a full listing,
@@ -7,8 +7,14 @@
 // changed behind its back (its change time moved). While complete(), a name absent from the
 // index is absent from the directory, so misses are answered without touching the backing fs.
 //
-// Memory: about 12 bytes per name plus the name (an open-addressing table of 8-byte slots at
-// most 70% full, and the names in one arena); measured in bench/index_bench.cc.
+// Every operation costs O(1) (amortized) whatever the keys: names that share one key (a
+// directory holding `a`, `A`, ... made on a case-sensitive filesystem, or 200,000 spellings of
+// one name planted to stall the daemon) form one group, found through one slot, with its own
+// table of exact names once it grows past a few members. Loading n names costs O(n).
+//
+// Memory: about 14–25 bytes per name plus the name (an open-addressing table of 8-byte slots at
+// most 70% full, a 2-byte length before each name in one arena); groups of equal keys add a
+// vector of members, and large groups a table of them. Measured in bench/index_bench.cc.
 //
 // Not thread-safe: the owner serializes access (the directory's lock).
 #pragma once
@@ -32,7 +38,8 @@ class DirIndex {
  public:
   explicit DirIndex(FoldRules rules) : rules_(rules) {}
 
-  // Replaces the content with a full listing and marks the index complete.
+  // Replaces the content with a full listing (distinct names, as a directory holds them) and
+  // marks the index complete.
   void load(const std::vector<std::string>& names);
   // Forgets everything; the index is incomplete until the next load().
   void clear();
@@ -45,8 +52,8 @@ class DirIndex {
   // The stored name `name` resolves to: itself when stored, else the bytewise smallest stored
   // equivalent (the documented rule for directories that hold several equivalent names).
   // nullopt when nothing matches. A name refused by the rules (strict, invalid UTF-8) only
-  // matches itself. Requires complete().
-  std::optional<std::string> resolve(std::string_view name) const;
+  // matches itself. Requires complete(). Not const: it caches a group's smallest name.
+  std::optional<std::string> resolve(std::string_view name);
 
   // Every stored name equivalent to `name` (including itself if stored), sorted bytewise.
   std::vector<std::string> equivalents(std::string_view name) const;
@@ -59,30 +66,56 @@ class DirIndex {
   size_t memory_bytes() const;  // heap held by the index
 
  private:
-  // The key hash and, for refused names, a marker that the name only equals itself.
-  struct KeyId {
-    uint64_t hash;
-    bool refused;
-  };
-  // Open addressing over 32 bits of the key hash; names live in one arena as
-  // [length: uint16][bytes]. About 12 bytes per name plus the name itself.
+  // A slot of the key table: a name alone under its key (the arena offset of its record + 1),
+  // or a group of names sharing the key (kGroupBit | group number). tag: the low 32 bits of the
+  // key's hash, where probing starts.
   struct Slot {
-    uint32_t offset_plus_one;  // 0: empty, ~0: erased
-    uint32_t tag;              // low 32 bits of the key hash (the probe start)
+    uint32_t ref;
+    uint32_t tag;
   };
-  KeyId key_id(std::string_view name) const;
-  bool same_key(std::string_view a, std::string_view b) const;
+  // Names that share one key. `exact`: once the group is large, an open-addressing table of
+  // member positions + 1 by a hash of the name's bytes, so that exact names are found, added
+  // and removed in O(1).
+  struct Group {
+    std::vector<uint32_t> members;  // arena offsets
+    uint32_t smallest = kUnknown;   // position in members of the bytewise smallest, or unknown
+    std::vector<uint32_t> exact;
+    size_t exact_used = 0;  // filled slots of `exact`, tombstones included
+  };
+  static constexpr uint32_t kEmpty = 0;
+  static constexpr uint32_t kTombstone = ~0u;
+  static constexpr uint32_t kGroupBit = 1u << 31;
+  static constexpr uint32_t kUnknown = ~0u;
+  static constexpr size_t kExactTableFrom = 8;  // members before a group gets its exact table
+
+  // The key of `name` (its raw bytes when the rules refuse it: those then equal only
+  // themselves) in `buf`, and its hash.
+  std::string_view key_of(std::string_view name, unicode::KeyBuffer* buf) const;
   std::string_view name_at(uint32_t offset) const;
-  long find_exact(std::string_view name, uint32_t tag) const;
+  // The slot of `key`, or -1.
+  long find_slot(std::string_view key, uint32_t tag) const;
+  // A member's position in group g holding exactly `name`, or -1.
+  long find_member(const Group& g, std::string_view name) const;
+  uint32_t append_name(std::string_view name);  // into the arena; returns the offset
+  void put_slot(uint32_t ref, uint32_t tag);    // into a free slot (the table has room)
+  void grow_if_needed();
+  // Rebuilds the table with `capacity` slots and a compact arena.
   void rehash(size_t capacity);
+  void add_member(uint32_t group, uint32_t offset);
+  void remove_member(uint32_t group, size_t position);
+  void rebuild_exact(Group& g) const;
+  uint32_t new_group();
+  std::string_view smallest_of(uint32_t group);
 
   FoldRules rules_;
   bool complete_ = false;
   size_t size_ = 0;
-  size_t tombstones_ = 0;
-  size_t garbage_ = 0;  // arena bytes of erased names
+  size_t used_ = 0;          // filled slots, tombstones included
+  size_t garbage_ = 0;       // arena bytes of erased names
   std::vector<Slot> slots_;  // power-of-two size
-  std::vector<char> arena_;
+  std::vector<char> arena_;  // [length: uint16][bytes] per name
+  std::vector<Group> groups_;
+  std::vector<uint32_t> free_groups_;
 };
 
 }  // namespace foldfs::names

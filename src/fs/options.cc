@@ -7,13 +7,30 @@
 namespace foldfs::fs {
 namespace {
 
-// mount(8) passes these to helpers; they mean nothing to foldfs itself.
+// Directions to mount(8) and fstab, not to the filesystem: accepted and ignored, as every
+// filesystem does. ("rw" is the default; "ro" is foldfs's own.)
 constexpr std::string_view kIgnored[] = {
-    "rw",       "defaults",   "dev",         "nodev",  "suid",       "nosuid",
-    "exec",     "noexec",     "auto",        "noauto", "user",       "nouser",
-    "users",    "nofail",     "_netdev",     "atime",  "noatime",    "relatime",
-    "async",    "sync",       "owner",       "group",  "nodiratime", "diratime",
-    "lazytime", "nolazytime", "strictatime", "loud",   "silent",     "comment",
+    "rw",     "defaults", "auto",  "noauto", "user", "nouser", "users",
+    "nofail", "_netdev",  "owner", "group",  "loud", "silent", "comment",
+};
+
+// Flags of the mount itself, which the kernel applies to the foldfs mount as to any other
+// (see kMountFlags in options.h).
+constexpr std::string_view kMountFlags[] = {
+    "dev",       "nodev",       "suid",     "nosuid",      "exec",     "noexec",
+    "atime",     "noatime",     "relatime", "strictatime", "diratime", "nodiratime",
+    "symfollow", "nosymfollow", "sync",     "async",       "dirsync",
+};
+
+// Refused, with the reason.
+struct Refused {
+  std::string_view name;
+  std::string_view why;
+};
+constexpr Refused kRefused[] = {
+    {"lazytime", "FUSE filesystems keep no timestamps in memory to write lazily"},
+    {"nolazytime", "FUSE filesystems keep no timestamps in memory to write lazily"},
+    {"mand", "mandatory locks were removed from Linux"},
 };
 
 bool parse_seconds(std::string_view text, double* out) {
@@ -95,6 +112,17 @@ bool apply_one(std::string_view opt, Options* out, std::string* error) {
     return parse_seconds(value, field) ? true : bad_value();
   }
   if (is_ignored(name)) return true;
+  for (auto f : kMountFlags) {
+    if (name != f) continue;
+    if (has_value) return bad_value();
+    out->mount_flags.emplace_back(name);
+    return true;
+  }
+  for (const Refused& r : kRefused) {
+    if (name != r.name) continue;
+    *error = "option '" + std::string(name) + "' is not supported: " + std::string(r.why);
+    return false;
+  }
   *error = "unknown option '" + std::string(opt) + "'";
   return false;
 }

@@ -44,6 +44,11 @@ struct Options {
   // Names held by all directory indexes together before the least recently loaded indexes are
   // dropped (they reload on demand). About 100 bytes + the name each: 4M names ~ 0.5 GiB.
   size_t index_budget = 4u << 20;
+  // Flags of the mount (dev, nosuid, noexec, noatime, relatime, nodiratime, nosymfollow, sync,
+  // dirsync, ... and their opposites), in the order given: the later of two opposites wins.
+  // Applied by the kernel to the mount as for any filesystem; the default is nosuid,nodev (and
+  // the kernel's relatime). README lists them.
+  std::vector<std::string> mount_flags;
   // Test-only (debug_no_invalidation): keep the timeouts but never invalidate kernel dentries.
   // This is the naive design the coherence tests must catch; never use it for real data.
   bool debug_no_invalidation = false;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "fuse/adapter.h"
+#include "fuse/mount_flags.h"
 #include "fuse/uring_transport.h"
 
 namespace foldfs::fuse {
@@ -107,6 +108,7 @@ int run_mount(const MountRequest& request, std::string* error) {
       "fsname=" + escape_option_value(backing) + ",subtype=foldfs,default_permissions";
   if (request.options.allow_other) opts += ",allow_other";
   if (request.options.read_only) opts += ",ro";
+  opts += superblock_flag_options(request.options.mount_flags);
   std::vector<std::string> argv_storage = {"foldfs", "-o", opts};
   if (request.debug) argv_storage.push_back("-d");
   std::vector<char*> argv;
@@ -128,6 +130,8 @@ int run_mount(const MountRequest& request, std::string* error) {
   } else {
     if (fuse_session_mount(se, request.mountpoint.c_str()) != 0) {
       *error = "cannot mount on '" + request.mountpoint + "'";
+    } else if (apply_mount_flags(request.mountpoint, request.options.mount_flags, error) != 0) {
+      fuse_session_unmount(se);  // a mount without the flags asked for is no mount
     } else {
       if (!request.foreground) fuse_daemonize(0);
       // After daemonizing: the ring's threads start here and must live in the serving process.

@@ -2,8 +2,11 @@
 // `mount -t fuse.foldfs` and /etc/fstab through the installed helper.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "harness.h"
@@ -114,9 +117,100 @@ INSTANTIATE_TEST_SUITE_P(GenericMountOptions, AcceptedOption,
                          ::testing::Values("rw", "defaults", "dev", "nodev", "suid", "nosuid",
                                            "exec", "noexec", "auto", "noauto", "user", "nouser",
                                            "nofail", "_netdev", "atime", "noatime", "relatime",
+                                           "strictatime", "diratime", "nodiratime", "symfollow",
+                                           "nosymfollow", "sync", "async", "dirsync",
                                            "x-systemd.automount", "x-gvfs-show",
                                            "x-systemd.device-timeout=10"),
                          [](const auto& info) { return "Option" + std::to_string(info.index); });
+
+// The mount's own flags, as mount(8) users pass them: each is what the kernel applies to the
+// mount (mountinfo), and does what it says: setuid bits, device nodes, execution, symlinks.
+std::string mount_options_of(const std::string& mnt) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string id, parent, devno, root, point, options;
+    f >> id >> parent >> devno >> root >> point >> options;
+    if (point == mnt) return options;
+  }
+  return "<not mounted>";
+}
+
+bool has_option(const std::string& options, const std::string& o) {
+  return ("," + options + ",").find("," + o + ",") != std::string::npos;
+}
+
+TEST(MountFlags, DefaultIsNosuidNodevAndEveryFlagAskedForIsApplied) {
+  {
+    Mount m;
+    ASSERT_TRUE(m.start());
+    const std::string o = mount_options_of(m.mnt());
+    EXPECT_TRUE(has_option(o, "nosuid") && has_option(o, "nodev")) << o;
+  }
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"suid,dev", {}},
+      {"noexec", {"noexec"}},
+      {"noatime", {"noatime"}},
+      {"strictatime", {}},
+      {"nodiratime", {"nodiratime"}},
+      {"nosymfollow", {"nosymfollow"}},
+      {"noatime,atime", {"relatime"}},
+      {"nosuid,suid,nodev", {"nodev"}}};
+  for (const auto& [flags, expected] : cases) {
+    SCOPED_TRACE(flags);
+    Mount m;
+    ASSERT_TRUE(m.start(flags));
+    const std::string o = mount_options_of(m.mnt());
+    for (const auto& e : expected) EXPECT_TRUE(has_option(o, e)) << o;
+    if (flags == "suid,dev") EXPECT_FALSE(has_option(o, "nosuid") || has_option(o, "nodev")) << o;
+    if (flags == "strictatime") EXPECT_FALSE(has_option(o, "relatime") || has_option(o, "noatime"));
+    if (flags == "nosuid,suid,nodev") EXPECT_FALSE(has_option(o, "nosuid")) << o;
+  }
+  // Superblock flags go with the filesystem's options (second field set of mountinfo).
+  Mount m;
+  ASSERT_TRUE(m.start("sync,dirsync"));
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line, found;
+  while (std::getline(in, line))
+    if (line.find(" " + m.mnt() + " ") != std::string::npos) found = line;
+  EXPECT_NE(found.find("sync"), std::string::npos) << found;
+  EXPECT_NE(found.find("dirsync"), std::string::npos) << found;
+}
+
+TEST(MountFlags, SuidDevExecAndSymfollowDoWhatTheySay) {
+  const uid_t user = 65534;  // nobody
+  for (const std::string flags : {"", "suid,dev", "noexec", "nosymfollow"}) {
+    SCOPED_TRACE("-o " + flags);
+    Mount m;
+    // A setuid-root copy of id(1), a null device, a symlink.
+    ASSERT_TRUE(run({"cp", "/usr/bin/id", m.bpath("id")}).ok());
+    ASSERT_EQ(::chmod(m.bpath("id").c_str(), 04755), 0);
+    ASSERT_EQ(::mknod(m.bpath("null").c_str(), S_IFCHR | 0666, makedev(1, 3)), 0);
+    ASSERT_EQ(write_file(m.bpath("target"), "t"), Errno(0));
+    ASSERT_EQ(::symlink("target", m.bpath("link").c_str()), 0);
+    ASSERT_TRUE(m.start(flags.empty() ? "allow_other" : flags + ",allow_other"));
+    const std::string id = m.path("id");
+    const int as_user = run_as(user, user, [&] {
+      const int out = ::open("/dev/null", O_WRONLY);
+      ::dup2(out, 1);
+      ::execl(id.c_str(), "id", static_cast<char*>(nullptr));
+      return errno;  // exec refused
+    });
+    if (flags == "noexec") {
+      EXPECT_EQ(as_user, EACCES) << "noexec: executing a program must fail";
+    } else {
+      EXPECT_EQ(as_user, 0);
+      RunResult r = run({"setpriv", "--reuid=" + std::to_string(user),
+                         "--regid=" + std::to_string(user), "--clear-groups", id});
+      EXPECT_EQ(r.out.find("euid=0") != std::string::npos, flags == "suid,dev") << r;
+    }
+    const int null_fd = ::open(m.path("null").c_str(), O_WRONLY | O_CLOEXEC);
+    EXPECT_EQ(null_fd >= 0, flags == "suid,dev") << "a device node opened under -o " << flags;
+    if (null_fd >= 0) ::close(null_fd);
+    EXPECT_EQ(read_file(m.path("link")).has_value(), flags != "nosymfollow");
+  }
+}
 
 TEST(MountCli, CombinedOptionListAppliesTheFoldfsOptions) {
   Mount m;
@@ -184,7 +278,8 @@ INSTANTIATE_TEST_SUITE_P(BadOptions, RefusedOption,
                                            "entry_timeout=abc",
                                            "entry_timeout=", "entry_timeout=-1", "attr_timeout=1x",
                                            "attr_timeout=-0.5", "negative_timeout=abc",
-                                           "casefold=flag,bogus", "ro,nosuchoption=1"),
+                                           "casefold=flag,bogus", "ro,nosuchoption=1", "lazytime",
+                                           "mand", "nosuid=1"),
                          [](const auto& info) { return "Option" + std::to_string(info.index); });
 
 TEST(MountCliErrors, MissingBackingDir) {

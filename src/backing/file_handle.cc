@@ -59,30 +59,6 @@ bool FileHandle::ino32(uint32_t* ino) const {
   return true;
 }
 
-uint64_t FileHandle::node_bits() const {
-  uint64_t v = 0;
-  for (uint32_t i = 0; i < 8 && i < size_; ++i) v |= static_cast<uint64_t>(bytes_[i]) << (8 * i);
-  return v;
-}
-
-uint32_t FileHandle::generation_bits() const {
-  uint32_t v = 0;
-  for (uint32_t i = 8; i < 12 && i < size_; ++i)
-    v |= static_cast<uint32_t>(bytes_[i]) << (8 * (i - 8));
-  return v;
-}
-
-FileHandle FileHandle::from_bits(int type, uint32_t size, uint64_t node, uint32_t generation) {
-  FileHandle h;
-  h.type_ = type;
-  h.size_ = size > kCompactBytes ? kCompactBytes : size;
-  for (uint32_t i = 0; i < h.size_; ++i) {
-    h.bytes_[i] = i < 8 ? static_cast<unsigned char>(node >> (8 * i))
-                        : static_cast<unsigned char>(generation >> (8 * (i - 8)));
-  }
-  return h;
-}
-
 uint64_t FileHandle::digest() const {
   // FNV-1a over type and bytes: stable, and good enough to tell generations apart.
   uint64_t h = 1469598103934665603ull;

@@ -40,18 +40,10 @@ class FileHandle {
   int type() const { return type_; }
   uint32_t size() const { return size_; }
 
-  // Handles of at most 12 bytes fit in a FUSE export handle (64-bit node id + 32-bit
-  // generation), so the node id and generation can simply BE the handle: stable across
-  // restarts, unique per file, and reversible when the kernel reconnects an inode by id.
-  static constexpr uint32_t kCompactBytes = 12;
-  uint64_t node_bits() const;        // bytes 0..7, little-endian, zero-padded
-  uint32_t generation_bits() const;  // bytes 8..11, little-endian, zero-padded
   // The inode number, for handles in the kernel's generic FILEID_INO32_GEN layout (type 1,
   // 8 bytes: 32-bit inode number, 32-bit generation; ext4, xfs). Other handles: false. Callers
   // must check the layout once against a known file (the backing root) before trusting it.
   bool ino32(uint32_t* ino) const;
-  // The handle of `type` and `size` whose node_bits()/generation_bits() are these.
-  static FileHandle from_bits(int type, uint32_t size, uint64_t node, uint32_t generation);
 
  private:
   int type_ = 0;

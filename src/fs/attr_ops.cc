@@ -238,8 +238,8 @@ int Filesystem::get_flags(uint64_t ino, uint32_t* flags) {
   UniqueFd owned(fd);
   uint32_t value = 0;
   const int err = backing::get_inode_flags(fd, &value);
-  if (err != 0 && !(node->is_dir() && unsupported(err))) return err;
-  if (err != 0) value = 0;
+  if (err != 0 && !unsupported(err)) return err;
+  if (err != 0) value = 0;  // a backing filesystem without flags: none set
   value &= ~kCasefoldFlag;
   if (node->is_dir() && casefolded(*node)) value |= kCasefoldFlag;
   *flags = value;
@@ -264,16 +264,15 @@ int Filesystem::set_flags(const Context&, uint64_t ino, uint32_t flags) {
   uint32_t current = 0;
   const int get_err = backing::get_inode_flags(fd, &current);
   if (get_err != 0 && !unsupported(get_err)) return get_err;
-  // Without flags of its own (get unsupported), the backing filesystem is asked for exactly
-  // what the request says, and answers for itself.
-  const uint32_t others =
-      get_err == 0 ? backing::backing_flags_for(flags, current) : flags & ~kCasefoldFlag;
+  // Without flags of its own (get unsupported: none set), the backing filesystem is asked for
+  // exactly what the request says, and answers for itself. A request that changes nothing
+  // reaches it not at all.
+  if (get_err != 0) current = 0;
+  const uint32_t others = backing::backing_flags_for(flags, current);
   current &= ~kCasefoldFlag;
-  auto set_others = [&]() {
-    return get_err == 0 && others == current ? 0 : backing::set_inode_flags(fd, others);
-  };
+  auto set_others = [&]() { return others == current ? 0 : backing::set_inode_flags(fd, others); };
   const bool flip = node->is_dir() && want_casefold != casefolded(*node);
-  if (!flip) return (get_err != 0 && others == 0) ? 0 : set_others();
+  if (!flip) return set_others();
   if (options_.casefold == CasefoldMode::kAll) return EPERM;  // every directory folds
   std::vector<backing::DirEntry> entries;
   if (int e = backing::read_directory(fd, &entries); e != 0) return e;

@@ -96,11 +96,7 @@ std::unique_ptr<Filesystem> Filesystem::open(const std::string& backing, const O
   inode->generation = 0;
   uint32_t ino32 = 0;
   fs->handles_carry_ino_ = inode->handle.ino32(&ino32) && ino32 == st.st_ino;
-  if (!inode->handle.empty() && inode->handle.size() <= backing::FileHandle::kCompactBytes) {
-    fs->compact_ids_ = true;
-    fs->handle_type_ = inode->handle.type();
-    fs->handle_size_ = inode->handle.size();
-  }
+  fs->node_ids_ = backing::NodeIdCodec::for_root(inode->handle);
   inode->dir = std::make_unique<DirState>(fs->rules());
   bool flag = false;
   if (int err = backing::read_casefold_flag(fs->root_fd_.get(), &flag); err != 0) {
@@ -152,7 +148,7 @@ SharedFd Filesystem::path_fd(const std::shared_ptr<Inode>& inode, int* error) {
   if (inode->id == kRootId && inode->handle.empty()) return SharedFd(inode, &root_fd_);
   const uint64_t key = fd_cache_key(*inode);
   if (SharedFd fd = fds_.get(key)) return fd;
-  const int fd = inode->handle.open(mount_fd_.get(), O_PATH | O_NOFOLLOW);
+  const int fd = inode->handle.open(handle_fd_for(inode->backing_dev), O_PATH | O_NOFOLLOW);
   if (fd < 0) {
     *error = -fd;
     return nullptr;
@@ -162,7 +158,7 @@ SharedFd Filesystem::path_fd(const std::shared_ptr<Inode>& inode, int* error) {
 
 int Filesystem::open_inode(const std::shared_ptr<Inode>& inode, int flags) {
   flags |= O_CLOEXEC;
-  if (!inode->handle.empty()) return inode->handle.open(mount_fd_.get(), flags);
+  if (!inode->handle.empty()) return inode->handle.open(handle_fd_for(inode->backing_dev), flags);
   int error = 0;
   SharedFd pfd = path_fd(inode, &error);
   if (!pfd) return -error;
@@ -170,27 +166,56 @@ int Filesystem::open_inode(const std::shared_ptr<Inode>& inode, int flags) {
   return fd >= 0 ? fd : -errno;
 }
 
-// Node ids. On a backing filesystem whose handles fit in 12 bytes (ext4, xfs, tmpfs, ...), the
-// node id and generation are the handle's bytes: the same file gets the same id after a
-// restart, no two files share one, and an id the kernel brings back (open_by_handle_at through
-// the mount after a restart) turns back into the backing handle. Other files (larger handles,
-// other filesystems mounted inside the backing tree) get ids from their inode number, with the
-// device's position in a small table in the top byte; those do not survive a restart.
+// Node ids. On the backing root's filesystem a node id is the file's handle, squeezed into 64
+// bits (backing/node_id_codec.h): the same file gets the same id after a restart, no two files
+// share one, and an id the kernel brings back (open_by_handle_at through the mount after a
+// restart, an NFS server's handle) turns back into the backing handle. Files whose handles do not
+// fit, and files of filesystems mounted inside the tree, get ids from their inode number with the
+// device's position in a small table in the top byte; those do not survive a restart. The FUSE
+// generation is a digest of the handle: the kernel's handle carries it, and it is the same again
+// when the id is reconnected.
 void Filesystem::node_identity(const struct stat& st, const backing::FileHandle& handle,
                                uint64_t* id, uint64_t* generation) {
-  if (compact_ids_ && st.st_dev == root_dev_ && handle.type() == handle_type_ &&
-      handle.size() == handle_size_) {
-    *id = handle.node_bits();
-    *generation = handle.generation_bits();
-    if (*id > kRootId) return;
-  }
   *generation = handle.empty() ? 0 : static_cast<uint32_t>(handle.digest());
+  if (node_ids_ && st.st_dev == root_dev_) {
+    if (auto encoded = node_ids_->encode(handle)) {
+      *id = *encoded;
+      return;
+    }
+  }
+  *id = (static_cast<uint64_t>(device_index(st.st_dev) + 1) << 56) ^ st.st_ino;
+  if (*id <= kRootId) *id |= 1ull << 63;
+}
+
+size_t Filesystem::device_index(dev_t dev) {
   std::lock_guard lock(devices_mutex_);
   size_t index = 0;
-  while (index < foreign_devices_.size() && foreign_devices_[index] != st.st_dev) ++index;
-  if (index == foreign_devices_.size()) foreign_devices_.push_back(st.st_dev);
-  *id = (static_cast<uint64_t>(index + 1) << 56) ^ st.st_ino;
-  if (*id <= kRootId) *id |= 1ull << 63;
+  while (index < devices_.size() && devices_[index].dev != dev) ++index;
+  if (index == devices_.size()) devices_.push_back(Device{dev, UniqueFd()});
+  return index;
+}
+
+// A filesystem mounted inside the backing tree: its handles open only relative to a descriptor
+// on it (a handle of one filesystem given to another names nothing, or another file). The first
+// directory seen on a device serves for all of its handles: open_by_handle_at takes no O_PATH
+// descriptor, so the directory is opened for reading, through its descriptor's /proc link.
+void Filesystem::note_device(dev_t dev, int fd, bool is_dir) {
+  if (dev == root_dev_ || fd < 0 || !is_dir) return;
+  device_index(dev);
+  std::lock_guard lock(devices_mutex_);
+  for (auto& d : devices_) {
+    if (d.dev != dev || d.fd.valid()) continue;
+    d.fd.reset(::open(backing::ProcPath(fd).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  }
+}
+
+int Filesystem::handle_fd_for(dev_t dev) const {
+  if (dev == root_dev_) return mount_fd_.get();
+  std::lock_guard lock(devices_mutex_);
+  for (const auto& d : devices_) {
+    if (d.dev == dev) return d.fd.get();  // never closed before the filesystem goes
+  }
+  return -1;
 }
 
 bool Filesystem::casefolded(const Inode& dir) const {
@@ -243,14 +268,12 @@ int Filesystem::entry_from(UniqueFd fd, const struct stat& st, const backing::Fi
   } else {
     node_identity(st, fresh->handle, &fresh->id, &fresh->generation);
   }
+  note_device(st.st_dev, fd.get(), S_ISDIR(st.st_mode));
 
   std::shared_ptr<Inode> known = inodes_.get(fresh->id);
   const bool same_file =
       known && (fresh->handle.empty() || known->id == kRootId ? known->backing_ino == st.st_ino
                                                               : known->handle == fresh->handle);
-  bool changed = false;
-  bool inserted = false;
-  std::shared_ptr<Inode> inode;
   if (!same_file && S_ISDIR(st.st_mode)) {
     // Rules come from the directory itself, however it was reached (lookup, file handle).
     fresh->dir = std::make_unique<DirState>(rules());
@@ -260,15 +283,20 @@ int Filesystem::entry_from(UniqueFd fd, const struct stat& st, const backing::Fi
     }
     fresh->dir->casefold = flag;
   }
+  // Without a handle the inode keeps its descriptor. Set before the inode enters the table:
+  // other threads read it from then on.
+  if (!same_file && fresh->handle.empty()) fresh->pinned_fd = std::move(fd);
+  bool changed = false;
+  bool inserted = false;
+  std::shared_ptr<Inode> inode;
   {
     // Entering the table and placing the directory's watch mark are one step with respect to
     // FORGET, which removes both: an inode brought back by a racing lookup is watched again.
     std::lock_guard marks(marks_mutex_);
     inode = inodes_.acquire(same_file ? known : fresh, &changed, &inserted);
-    if (inserted && inode->is_dir()) watch_directory(*inode, fd.get());
-  }
-  if (!same_file && inode.get() == fresh.get() && fresh->handle.empty()) {
-    fresh->pinned_fd = UniqueFd(fd.release());
+    if (inserted && inode->is_dir()) {
+      watch_directory(*inode, inode->pinned_fd.valid() ? inode->pinned_fd.get() : fd.get());
+    }
   }
   if (changed) fds_.erase(fd_cache_key(*inode));
   if (fd.valid() && !inode->pinned_fd.valid() && inode->id != kRootId) {
@@ -278,18 +306,20 @@ int Filesystem::entry_from(UniqueFd fd, const struct stat& st, const backing::Fi
   out->ino = inode->id;
   out->generation = inode->generation;
   out->attr = st;
-  out->attr_timeout = attr_timeout();
+  out->attr_timeout = attr_timeout_for(*inode);
   return 0;
 }
 
 int Filesystem::entry_from_open_file(Inode& parent, int fd, const struct stat& st, EntryOut* out) {
   backing::FileHandle handle;
   UniqueFd path_fd;
-  if (handle.assign_from(fd, "") != 0) {
-    // No handles on this backing filesystem: the inode keeps an O_PATH descriptor, taken from
-    // this one's /proc link (the same file, never a name).
-    handle = backing::FileHandle();
-    path_fd.reset(::open(backing::ProcPath(fd).c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  const bool has_handle = handle.assign_from(fd, "") == 0;
+  if (!has_handle) handle = backing::FileHandle();
+  if (!has_handle || st.st_dev != root_dev_) {
+    // The inode keeps an O_PATH descriptor (no handles), or its filesystem needs one for its
+    // handles: taken from this one's /proc link, which leads to the same file, never a name
+    // (with O_NOFOLLOW it would give the link itself).
+    path_fd.reset(::open(backing::ProcPath(fd).c_str(), O_PATH | O_CLOEXEC));
     if (!path_fd.valid()) return errno;
   }
   const int err = entry_from(std::move(path_fd), st, handle, out);
@@ -337,13 +367,18 @@ void Filesystem::forget(uint64_t ino, uint64_t nlookup) {
 void Filesystem::start_services() {
   if (options_.outside != OutsideChanges::kWatch || watcher_) return;
   start_watching(backing_path_);
-  if (watcher_) watch_directory(*inodes_.get(kRootId), root_fd_.get());
 }
 
 void Filesystem::stop_services() {
   if (watcher_) watcher_->stop();
 }
 
+// One rule decides what is watched and how long the kernel may keep answers: outside changes are
+// pushed for the backing root's filesystem when fanotify can mark its root directory (it reports
+// handles and names there), and then for every directory on that filesystem; everything else
+// (network and FUSE filesystems, filesystems without handles, filesystems mounted inside the
+// tree) is revalidated within the short timeouts. No directory is called watched unless its
+// mark was placed.
 void Filesystem::start_watching(const std::string& backing) {
   if (network_backing_) {
     std::fprintf(stderr,
@@ -356,16 +391,26 @@ void Filesystem::start_watching(const std::string& backing) {
   watcher_ = backing::DirWatcher::start(
       [this](const backing::DirWatcher::Event& e) { on_outside_change(e); },
       [this] { send_inode_invalidations(); }, &err);
-  if (!watcher_) {
-    std::fprintf(stderr,
-                 "foldfs: cannot watch %s for outside changes (fanotify: %s): using "
-                 "outside=revalidate\n",
-                 backing.c_str(), std::strerror(err));
+  if (watcher_) {
+    Inode& root = *inodes_.get(kRootId);
+    err = root.handle.empty() ? EOPNOTSUPP : watcher_->watch(root_fd_.get());
+    if (err == 0) {
+      std::lock_guard lock(root.dir->index_lock);
+      root.dir->watched = true;
+      root.dir->index.clear();
+      return;
+    }
+    watcher_.reset();
   }
+  std::fprintf(stderr,
+               "foldfs: cannot watch %s for outside changes (fanotify: %s): changes made "
+               "directly in it are seen within the timeouts (outside=revalidate)\n",
+               backing.c_str(), std::strerror(err));
 }
 
 void Filesystem::watch_directory(Inode& dir, int fd) {
-  if (!watcher_ || !compact_ids_ || dir.handle.empty()) return;
+  // Marks only on the root's filesystem: events of another one could not be matched to inodes.
+  if (!watcher_ || dir.handle.empty() || dir.backing_dev != root_dev_ || fd < 0) return;
   const bool ok = watcher_->watch(fd) == 0;
   std::lock_guard lock(dir.dir->index_lock);
   dir.dir->watched = ok;
@@ -424,12 +469,24 @@ void Filesystem::note_outside_attribute_change(const Inode& dir, int dirfd,
 }
 
 // The inode in the table for a backing handle reported by the watcher, if the kernel holds it.
-std::shared_ptr<Inode> Filesystem::known_inode(const backing::FileHandle& handle) const {
+std::shared_ptr<Inode> Filesystem::known_inode(const backing::FileHandle& handle) {
   auto root = inodes_.get(kRootId);
   if (root && handle == root->handle) return root;
-  if (!compact_ids_ || handle.type() != handle_type_ || handle.size() != handle_size_)
-    return nullptr;
-  auto node = inodes_.get(handle.node_bits());
+  if (handle.empty()) return nullptr;
+  uint64_t id = 0;
+  if (auto encoded = node_ids_ ? node_ids_->encode(handle) : std::nullopt) {
+    id = *encoded;
+  } else {
+    // Larger handles (btrfs: 20 bytes) do not carry the node id: the file's inode number does.
+    const int raw = handle.open(mount_fd_.get(), O_PATH | O_NOFOLLOW);
+    if (raw < 0) return nullptr;
+    UniqueFd fd(raw);
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return nullptr;
+    uint64_t generation = 0;
+    node_identity(st, handle, &id, &generation);
+  }
+  auto node = inodes_.get(id);
   return node && node->handle == handle ? node : nullptr;
 }
 
@@ -468,6 +525,17 @@ double Filesystem::timeout_or_auto(double option, bool pushed) const {
 
 double Filesystem::attr_timeout() const {
   return timeout_or_auto(options_.attr_timeout, changes_pushed());
+}
+
+// Attributes and data changed outside are pushed for files on the watched filesystem; on a
+// filesystem mounted inside the tree they expire after the short timeout.
+double Filesystem::attr_timeout_for(const Inode& inode) const {
+  return timeout_or_auto(options_.attr_timeout, changes_pushed() && inode.backing_dev == root_dev_);
+}
+
+double Filesystem::attr_timeout_of(uint64_t ino) const {
+  auto node = inodes_.get(ino);
+  return node ? attr_timeout_for(*node) : timeout_or_auto(options_.attr_timeout, false);
 }
 
 void Filesystem::catch_up_for(const Inode& dir) {
@@ -745,8 +813,8 @@ bool Filesystem::within_backing(int fd, bool is_dir) {
 // The kernel asks for "." of a node id it no longer has in memory (open_by_handle_at after a
 // restart or after dropping caches): turn the id back into the backing handle.
 int Filesystem::reconnect(uint64_t id, EntryOut* out) {
-  if (!compact_ids_ || id == kRootId) return ESTALE;
-  const auto handle = backing::FileHandle::from_bits(handle_type_, handle_size_, id, 0);
+  if (!node_ids_ || id == kRootId) return ESTALE;
+  const auto handle = node_ids_->decode(id);
   const int raw = handle.open(mount_fd_.get(), O_PATH | O_NOFOLLOW);
   if (raw < 0) return ESTALE;
   UniqueFd fd(raw);

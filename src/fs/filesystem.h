@@ -48,6 +48,7 @@
 #include "backing/acting_as.h"
 #include "backing/dir_watcher.h"
 #include "backing/fd_cache.h"
+#include "backing/node_id_codec.h"
 #include "backing/unique_fd.h"
 #include "fs/inode_table.h"
 #include "fs/options.h"
@@ -124,8 +125,10 @@ class Filesystem {
   // Whether outside changes are watched (outside=watch and fanotify available).
   bool watching() const { return watcher_ != nullptr; }
   const Options& options() const { return options_; }
-  // The attribute timeout replies carry (the option, or the automatic choice, see Options).
+  // The attribute timeout replies carry (the option, or the automatic choice, see Options): the
+  // longest, and that of one inode.
   double attr_timeout() const;
+  double attr_timeout_of(uint64_t ino) const;
   const Counters& counters() const { return counters_; }
   std::string stats_text() const;  // "name value" lines
   static constexpr uint64_t kRootId = 1;
@@ -240,7 +243,13 @@ class Filesystem {
   void start_watching(const std::string& backing);
   void watch_directory(Inode& dir, int fd);
   void on_outside_change(const backing::DirWatcher::Event& event);
-  std::shared_ptr<Inode> known_inode(const backing::FileHandle& handle) const;
+  std::shared_ptr<Inode> known_inode(const backing::FileHandle& handle);
+  double attr_timeout_for(const Inode& inode) const;
+  // Devices other than the root's (filesystems mounted inside the tree; the root's own too when
+  // node ids are not handles): the index in node ids, and a descriptor to open handles with.
+  size_t device_index(dev_t dev);
+  void note_device(dev_t dev, int fd, bool is_dir);
+  int handle_fd_for(dev_t dev) const;  // -1 when no descriptor on `dev` was seen yet
   void note_outside_attribute_change(const Inode& dir, int dirfd, const std::string& name);
   void queue_inode_invalidations(const std::vector<uint64_t>& ids);
   void send_inode_invalidations();  // on the watcher's thread
@@ -312,12 +321,11 @@ class Filesystem {
   // inside as_caller().
   const uid_t daemon_uid_ = ::geteuid();
   const gid_t daemon_gid_ = ::getegid();
-  bool acts_as_callers_ = false;    // it may take other users' ids (root)
-  bool network_backing_ = false;    // NFS, SMB, FUSE, ...: changes elsewhere go unreported
-  bool compact_ids_ = false;        // node ids are handle bytes (see node_identity())
+  bool acts_as_callers_ = false;  // it may take other users' ids (root)
+  bool network_backing_ = false;  // NFS, SMB, FUSE, ...: changes elsewhere go unreported
+  // Node ids are backing handles where they fit (see node_identity()).
+  std::optional<backing::NodeIdCodec> node_ids_;
   bool handles_carry_ino_ = false;  // FILEID_INO32_GEN handles, checked on the root
-  int handle_type_ = 0;
-  uint32_t handle_size_ = 0;
   InodeTable inodes_;
   backing::FdCache fds_;
   KernelNotifier* notifier_ = nullptr;
@@ -335,8 +343,12 @@ class Filesystem {
   std::list<std::weak_ptr<Inode>> loaded_indexes_;  // oldest first. Guarded by budget_mutex_.
   long indexed_names_ = 0;  // an estimate: exact at loads and evictions. Guarded likewise.
   std::mutex marks_mutex_;  // orders table entry + watch mark against FORGET (see forget())
-  std::mutex devices_mutex_;
-  std::vector<dev_t> foreign_devices_;  // Guarded by devices_mutex_.
+  struct Device {
+    dev_t dev;
+    backing::UniqueFd fd;  // any descriptor on that filesystem; kept until the filesystem goes
+  };
+  mutable std::mutex devices_mutex_;
+  std::vector<Device> devices_;  // Guarded by devices_mutex_.
   // Whether listings give files' attributes (readdirplus): a score in [0, kDemandMax] that a
   // LOOKUP after a lean listing raises (the program wants attributes: `ls -l`, opening every
   // file) and each lean listing lowers (`find`, which wants names and types only).

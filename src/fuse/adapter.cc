@@ -92,12 +92,12 @@ void reply_entry(fuse_req_t req, int err, const fs::EntryOut& out) {
   fuse_reply_entry(req, &e);
 }
 
-void reply_attr(fuse_req_t req, int err, const struct stat& st) {
+void reply_attr(fuse_req_t req, fuse_ino_t ino, int err, const struct stat& st) {
   if (err != 0) {
     fuse_reply_err(req, err);
     return;
   }
-  fuse_reply_attr(req, &st, fsys(req).attr_timeout());
+  fuse_reply_attr(req, &st, fsys(req).attr_timeout_of(ino));
 }
 
 // --- lifecycle -------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t n
 void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info*) {
   guarded(req, [&] {
     struct stat st;
-    reply_attr(req, fsys(req).getattr(ino, &st), st);
+    reply_attr(req, ino, fsys(req).getattr(ino, &st), st);
   });
 }
 
@@ -206,8 +206,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   guarded(req, [&] {
     struct stat st;
     const uint64_t fh = fi ? fi->fh : 0;
-    reply_attr(req, fsys(req).setattr(context(req), ino, *attr, to_set, fi ? &fh : nullptr, &st),
-               st);
+    reply_attr(req, ino,
+               fsys(req).setattr(context(req), ino, *attr, to_set, fi ? &fh : nullptr, &st), st);
   });
 }
 

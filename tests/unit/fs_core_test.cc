@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -12,11 +13,13 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
 #include <string>
+#include <thread>
 
 #include "fs/filesystem.h"
 
@@ -509,6 +512,63 @@ TEST_F(FsCoreTest, HardLinksThroughOtherSpellings) {
   EXPECT_EQ(out.attr.st_nlink, 2u);
   EXPECT_EQ(fs_->link(ctx_, file, dir, "LINK", &out), EEXIST);
   EXPECT_TRUE(backing_exists("Dir/Link"));
+}
+
+}  // namespace
+}  // namespace foldfs::fs
+
+namespace foldfs::fs {
+namespace {
+
+// A backing filesystem without file handles (overlayfs without nfs_export): each inode keeps a
+// descriptor of its own, which other threads read as soon as the inode is in the table. Two
+// spellings of one name looked up at once (the kernel serializes lookups of one name, not of
+// two) enter the same inode from two threads; under ThreadSanitizer a descriptor written after
+// the inode became visible is a data race.
+TEST(FsNoHandles, InodesAreEnteredWholeBeforeOtherThreadsSeeThem) {
+  char tmpl[] = "/tmp/foldfs-overlay.XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string base = tmpl;
+  for (const char* d : {"/lower", "/upper", "/work", "/mnt"})
+    ASSERT_EQ(::mkdir((base + d).c_str(), 0755), 0);
+  const std::string options =
+      "lowerdir=" + base + "/lower,upperdir=" + base + "/upper,workdir=" + base + "/work";
+  if (::mount("overlay", (base + "/mnt").c_str(), "overlay", 0, options.c_str()) != 0) {
+    std::filesystem::remove_all(base);
+    GTEST_SKIP() << "cannot mount an overlay here: " << std::strerror(errno);
+  }
+  {
+    Options o;
+    o.casefold = CasefoldMode::kAll;
+    int err = 0;
+    auto fs = Filesystem::open(base + "/mnt", o, &err);
+    ASSERT_TRUE(fs) << err;
+    EntryOut out;
+    uint64_t fh = 0;
+    ASSERT_EQ(
+        fs->create(Context{}, Filesystem::kRootId, "File", 0644, O_CREAT | O_WRONLY, &out, &fh), 0);
+    fs->release(fh);
+    fs->forget(out.ino, 1);
+    std::atomic<int> failures{0};
+    auto look = [&](const char* spelling) {
+      for (int i = 0; i < 3000; ++i) {
+        EntryOut e;
+        if (fs->lookup(Context{}, Filesystem::kRootId, spelling, &e) != 0) {
+          ++failures;
+          continue;
+        }
+        struct stat st;
+        if (fs->getattr(e.ino, &st) != 0) ++failures;
+        fs->forget(e.ino, 1);
+      }
+    };
+    std::thread a(look, "file"), b(look, "FILE");
+    a.join();
+    b.join();
+    EXPECT_EQ(failures, 0);
+  }
+  ::umount2((base + "/mnt").c_str(), MNT_DETACH);
+  std::filesystem::remove_all(base);
 }
 
 }  // namespace

@@ -9,6 +9,8 @@ PACKAGES=(
   linux-source-6.1  # fs/unicode sources for the -DFOLDFS_KERNEL_ORACLE=ON differential test
   clang libclang-rt-14-dev
   e2fsprogs attr acl util-linux procps psmisc
+  xfsprogs btrfs-progs  # the backing-filesystem matrix of the tests
+  libcap2-bin           # capsh: the tests' second pass without CAP_SYS_RESOURCE
   bindfs stress-ng gnuplot-nox
 )
 missing=()
@@ -23,5 +25,4 @@ if ((${#missing[@]})); then
     apt-get install -y -q "${missing[@]}" >/dev/null
   fi
 fi
-# The mount helper lets `mount -t fuse.foldfs` and /etc/fstab lines find foldfs.
 exit 0

@@ -120,7 +120,7 @@ TEST(CacheCoherence, RenamesBetweenNamesAndSpellings) {
     ASSERT_TRUE(exists(m.path("BETA"))) << "round " << i;
     // A rename to another spelling of the same name changes nothing.
     ASSERT_EQ(errno_of(::rename(m.path("BETA").c_str(), m.path("Beta").c_str())), Errno(0));
-    ASSERT_EQ(list_dir(m.mnt()), std::vector<std::string>{"beta"}) << "round " << i;
+    ASSERT_EQ(list_dir(m.path("")), std::vector<std::string>{"beta"}) << "round " << i;
     ASSERT_TRUE(exists(m.path("beta"))) << "round " << i;
     ASSERT_EQ(errno_of(::unlink(m.path("bEtA").c_str())), Errno(0));
     ASSERT_FALSE(exists(m.path("BETA"))) << "round " << i;
@@ -129,6 +129,7 @@ TEST(CacheCoherence, RenamesBetweenNamesAndSpellings) {
 }
 
 TEST(CacheCoherence, ExchangeAndHardLinks) {
+  SKIP_WHERE_THE_BACKING_LACKS(kRenameFlags);
   Mount m;
   ASSERT_TRUE(m.start(kCachingOptions));
   for (int i = 0; i < 500; ++i) {

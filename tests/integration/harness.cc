@@ -27,6 +27,9 @@
 #include <sstream>
 #include <thread>
 
+#include "backing/file_handle.h"
+#include "backing/node_id_codec.h"
+
 #ifndef FOLDFS_BINARY
 #error "FOLDFS_BINARY must be defined (path of the foldfs binary under test)"
 #endif
@@ -781,18 +784,121 @@ std::vector<pid_t> find_daemons(const std::string& mountpoint) {
   return pids;
 }
 
+const std::string& backing_kind() {
+  static const std::string kind = [] {
+    const char* v = std::getenv("FOLDFS_IT_BACKING");
+    return std::string(v ? v : "");
+  }();
+  return kind;
+}
+
+std::optional<std::string> backing_lacks(BackingFeature feature) {
+  const std::string& k = backing_kind();
+  const std::string on = "FOLDFS_IT_BACKING=" + k + ": ";
+  switch (feature) {
+    case BackingFeature::kRenameFlags:
+      if (k == "fuse") return on + "bindfs refuses renameat2 flags (EINVAL)";
+      break;
+    case BackingFeature::kOpenFilesSurviveUnlink:
+      if (k == "fuse") return on + "a FUSE backing with hard_remove drops unlinked open files";
+      break;
+    case BackingFeature::kPersistentHandles:
+      if (k == "overlay" || k == "fuse") return on + "the backing filesystem has no file handles";
+      if (k == "nested") return on + "node ids of a filesystem inside the tree are not handles";
+      break;
+    case BackingFeature::kDirectoryLinkCounts:
+      if (k == "btrfs") return on + "btrfs gives every directory st_nlink 1";
+      break;
+  }
+  return std::nullopt;
+}
+
 Mount::Mount() {
   backing_ = tmp_.path("backing");
   mnt_ = tmp_.path("mnt");
   ::mkdir(backing_.c_str(), 0755);
   ::mkdir(mnt_.c_str(), 0755);
+  if (!backing_kind().empty()) mount_backing();
+}
+
+namespace {
+
+// Runs a setup command; a failure fails the test (the backing tree is not what it should be).
+bool setup_step(const std::vector<std::string>& argv) {
+  RunResult r = run(argv, 60s);
+  if (!r.ok()) ADD_FAILURE() << "backing filesystem setup failed: " << r;
+  return r.ok();
+}
+
+}  // namespace
+
+void Mount::mount_backing() {
+  const std::string& kind = backing_kind();
+  auto image = [&](const std::vector<std::string>& mkfs) {
+    const std::string img = tmp_.path("backing.img");
+    if (!setup_step({"truncate", "-s", "512M", img})) return false;
+    std::vector<std::string> argv = mkfs;
+    argv.push_back(img);
+    if (!setup_step(argv) || !setup_step({"mount", "-o", "loop", img, backing_})) return false;
+    backing_mounts_.push_back(backing_);
+    ::chmod(backing_.c_str(), 0755);
+    ::rmdir((backing_ + "/lost+found").c_str());  // ext4's: tests expect an empty tree
+    return true;
+  };
+  if (kind == "ext4") {
+    image({"mkfs.ext4", "-q", "-F"});
+  } else if (kind == "xfs") {
+    image({"mkfs.xfs", "-q", "-f"});
+  } else if (kind == "btrfs") {
+    image({"mkfs.btrfs", "-q", "-f"});
+  } else if (kind == "tmpfs") {
+    if (setup_step({"mount", "-t", "tmpfs", "-o", "size=1g,mode=0755", "tmpfs", backing_}))
+      backing_mounts_.push_back(backing_);
+  } else if (kind == "nested") {
+    const std::string nest = backing_ + "/nest";
+    ::mkdir(nest.c_str(), 0755);
+    if (setup_step({"mount", "-t", "tmpfs", "-o", "size=1g,mode=0755", "tmpfs", nest})) {
+      backing_mounts_.push_back(nest);
+      work_ = "/nest";
+    }
+  } else if (kind == "overlay") {
+    for (const char* d : {"ovl-lower", "ovl-upper", "ovl-work"})
+      ::mkdir(tmp_.path(d).c_str(), 0755);
+    if (setup_step({"mount", "-t", "overlay", "overlay", "-o",
+                    "lowerdir=" + tmp_.path("ovl-lower") + ",upperdir=" + tmp_.path("ovl-upper") +
+                        ",workdir=" + tmp_.path("ovl-work"),
+                    backing_}))
+      backing_mounts_.push_back(backing_);
+  } else if (kind == "fuse") {
+    const std::string source = tmp_.path("fuse-source");
+    ::mkdir(source.c_str(), 0755);
+    // Without caches of its own and without .fuse_hidden files: what is left to see is foldfs
+    // over a FUSE filesystem, not bindfs's defaults.
+    if (setup_step({"bindfs", "-o",
+                    "allow_other,hard_remove,attr_timeout=0,entry_timeout=0,negative_timeout=0",
+                    "--create-as-user", source, backing_}))
+      backing_mounts_.push_back(backing_);
+  } else {
+    ADD_FAILURE() << "FOLDFS_IT_BACKING=" << kind << ": not a known kind";
+  }
+}
+
+void Mount::unmount_backing() {
+  for (auto it = backing_mounts_.rbegin(); it != backing_mounts_.rend(); ++it) {
+    if (!is_mount_point(*it)) continue;
+    if (backing_kind() == "fuse") run({"fusermount3", "-u", *it}, 20s);
+    if (is_mount_point(*it)) run({"umount", *it}, 20s);
+    if (is_mount_point(*it)) run({"umount", "-l", *it}, 20s);  // the loop device goes with it
+    if (is_mount_point(*it)) ADD_FAILURE() << "could not unmount the backing " << *it;
+  }
+  backing_mounts_.clear();
 }
 
 std::string Mount::path(std::string_view rel) const {
-  return rel.empty() ? mnt_ : mnt_ + "/" + std::string(rel);
+  return rel.empty() ? mnt_ + work_ : mnt_ + work_ + "/" + std::string(rel);
 }
 std::string Mount::bpath(std::string_view rel) const {
-  return rel.empty() ? backing_ : backing_ + "/" + std::string(rel);
+  return rel.empty() ? backing_ + work_ : backing_ + work_ + "/" + std::string(rel);
 }
 std::string Mount::tpath(std::string_view rel) const {
   return tmp_.path(rel);
@@ -944,7 +1050,9 @@ Mount::~Mount() {
     // Never delete through a mount: leave the temp dir rather than the backing tree's content.
     std::fprintf(stderr, "itest: leaving %s behind: %s is still mounted\n", tmp_.path().c_str(),
                  mnt_.c_str());
+    return;
   }
+  unmount_backing();
 }
 
 // ---- fstab ----------------------------------------------------------------------------------
@@ -1023,6 +1131,67 @@ KernelUringSwitch::KernelUringSwitch(bool on) {
 KernelUringSwitch::~KernelUringSwitch() {
   if (!old_.empty() && !write_whole(kUringSwitch, old_))
     ADD_FAILURE() << "could not restore " << kUringSwitch << ": " << errno_name(errno);
+}
+
+// ---- handles --------------------------------------------------------------------------------
+
+struct file_handle* Handle::get() {
+  return reinterpret_cast<struct file_handle*>(storage.data());
+}
+
+Handle handle_of(const std::string& path) {
+  Handle h;
+  h.storage.resize(sizeof(struct file_handle) + 128);
+  h.get()->handle_bytes = 128;
+  int mount_id = 0;
+  if (::name_to_handle_at(AT_FDCWD, path.c_str(), h.get(), &mount_id, 0) != 0) {
+    h.storage.clear();
+    return h;
+  }
+  h.storage.resize(sizeof(struct file_handle) + h.get()->handle_bytes);
+  return h;
+}
+
+int open_handle(const std::string& mnt, Handle& h, int flags) {
+  const int mount_fd = ::open(mnt.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (mount_fd < 0) return -errno;
+  const int fd = ::open_by_handle_at(mount_fd, h.get(), flags | O_CLOEXEC);
+  const int saved = errno;
+  ::close(mount_fd);
+  return fd >= 0 ? fd : -saved;
+}
+
+Handle forge_fuse_handle(const std::string& backing_path, const std::string& backing_root) {
+  auto backing_handle = [](const std::string& path) {
+    backing::FileHandle h;
+    const int dir = ::open(path.c_str(), O_PATH | O_CLOEXEC);
+    if (dir >= 0) {
+      h.assign_from(dir, "");
+      ::close(dir);
+    }
+    return h;
+  };
+  Handle forged;
+  const auto codec = backing::NodeIdCodec::for_root(backing_handle(backing_root));
+  const backing::FileHandle target = backing_handle(backing_path);
+  const auto node = codec ? codec->encode(target) : std::nullopt;
+  if (!node) return forged;
+  // The kernel's FUSE export handle (fuse_encode_fh, type 0x81): node id high and low words,
+  // then the generation foldfs gives the inode.
+  const uint32_t words[3] = {static_cast<uint32_t>(*node >> 32), static_cast<uint32_t>(*node),
+                             static_cast<uint32_t>(target.digest())};
+  forged.storage.resize(sizeof(struct file_handle) + sizeof(words));
+  forged.get()->handle_bytes = sizeof(words);
+  forged.get()->handle_type = 0x81;
+  std::memcpy(forged.get()->f_handle, words, sizeof(words));
+  return forged;
+}
+
+bool outside_changes_pushed(const Mount& m) {
+  struct stat root, work;
+  if (::stat(m.backing().c_str(), &root) != 0 || ::stat(m.bpath("").c_str(), &work) != 0)
+    return false;
+  return root.st_dev == work.st_dev && stats_of(m)["watching"] == 1;
 }
 
 std::map<std::string, uint64_t> stats_of(const Mount& m) {

@@ -11,6 +11,7 @@
 // ENOTCONN instead of wedging ctest.
 #pragma once
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -193,11 +194,42 @@ std::vector<pid_t> find_daemons(const std::string& mountpoint);
 
 enum class UnmountHow { kFusermount, kUmount };
 
+// The filesystem every Mount's backing tree lives on, from the environment variable
+// FOLDFS_IT_BACKING (scripts/test.sh runs the suites that carry the promises once per kind):
+//   (unset)   the temp directory itself (on this machine: ext4)
+//   ext4, xfs, btrfs   a fresh image of that filesystem on a loop device
+//   tmpfs     a tmpfs
+//   nested    the temp directory, whose subdirectory "nest" is a tmpfs mounted inside the
+//             tree: the tests work in it (path() and bpath() lead there)
+//   overlay   an overlayfs (upper and work directories on the temp directory's filesystem)
+//   fuse      another FUSE filesystem (bindfs of a directory)
+// Returns the kind ("" when unset).
+const std::string& backing_kind();
+
+// Things some backing filesystems cannot do, whatever foldfs does. A test of such a thing skips
+// on those, saying why: the matrix then shows every promise foldfs keeps on each filesystem, and
+// the README lists what each filesystem gives up.
+enum class BackingFeature {
+  kRenameFlags,             // renameat2 with RENAME_NOREPLACE or RENAME_EXCHANGE: not on bindfs
+  kOpenFilesSurviveUnlink,  // an open file stays usable after its last name goes: not on a
+                            // FUSE filesystem without .fuse_hidden files (hard_remove)
+  kPersistentHandles,       // node ids that survive a restart: not where the backing has no
+                            // file handles (overlayfs, FUSE) nor on a filesystem mounted inside
+  kDirectoryLinkCounts,     // a directory's st_nlink counts its subdirectories: not on btrfs
+};
+std::optional<std::string> backing_lacks(BackingFeature feature);
+#define SKIP_WHERE_THE_BACKING_LACKS(feature)                                                \
+  do {                                                                                       \
+    if (auto why = ::foldfs::itest::backing_lacks(::foldfs::itest::BackingFeature::feature)) \
+      GTEST_SKIP() << *why;                                                                  \
+  } while (0)
+
 // A FUSE mount of foldfs over <temp>/backing at <temp>/mnt. The temp dir is created (0755,
 // backing and mnt 0755) on construction, so a test can prepare the backing tree (bpath) before
-// start(). The destructor always unmounts (fusermount3 -u, then umount, then umount -l), waits
-// for the daemon to exit (killing it after 10 s, recorded as a test failure) and removes the
-// temp dir, also when the test failed.
+// start(); the backing filesystem of backing_kind() is mounted there first. The destructor
+// always unmounts (fusermount3 -u, then umount, then umount -l), waits for the daemon to exit
+// (killing it after 10 s, recorded as a test failure), unmounts the backing filesystem and
+// removes the temp dir, also when the test failed.
 class Mount {
  public:
   Mount();
@@ -222,8 +254,10 @@ class Mount {
   const std::string& root() const { return tmp_.path(); }  // the temp dir
   const std::string& backing() const { return backing_; }
   const std::string& mnt() const { return mnt_; }
-  std::string path(std::string_view rel) const;   // MNT/rel  (rel "" -> MNT)
-  std::string bpath(std::string_view rel) const;  // BACKING/rel
+  // Where tests work: MNT/rel and BACKING/rel (rel "" -> MNT, BACKING), or below the nested
+  // filesystem's directory for FOLDFS_IT_BACKING=nested.
+  std::string path(std::string_view rel) const;
+  std::string bpath(std::string_view rel) const;
   std::string tpath(std::string_view rel) const;  // TEMP/rel: outside the backing tree
 
   const std::vector<pid_t>& daemon_pids() const { return daemons_; }
@@ -234,12 +268,16 @@ class Mount {
 
  private:
   ::testing::AssertionResult after_mount(const std::string& what);
+  void mount_backing();  // the filesystem of backing_kind() on backing_
+  void unmount_backing();
   void register_pids();
   ::testing::AssertionResult wait_daemons_exit(std::chrono::milliseconds timeout);
 
   TempDir tmp_;
   std::string backing_;
   std::string mnt_;
+  std::string work_;                         // "" or "/nest": where path()/bpath() lead
+  std::vector<std::string> backing_mounts_;  // mounted for the backing tree, innermost last
   std::vector<pid_t> daemons_;
   std::unique_ptr<Process> fg_;
   RunResult start_result_;
@@ -248,6 +286,11 @@ class Mount {
 
 // `foldfs stats MNT` as name -> value (the daemon's counters: lookups, invalidations_sent, ...).
 std::map<std::string, uint64_t> stats_of(const Mount& m);
+
+// Whether changes made directly in the backing tree where the test works (bpath("")) are pushed
+// to the kernel as they happen (the daemon watches that filesystem), rather than seen within
+// the timeouts: what a test of outside changes may promise.
+bool outside_changes_pushed(const Mount& m);
 
 // The kernel's switch for FUSE over io_uring (/sys/module/fuse/parameters/enable_uring), set
 // for the lifetime of this object and put back as it was on destruction. A kernel without the
@@ -277,6 +320,23 @@ class FstabEntry {
   std::string line_;
   bool ok_ = false;
 };
+
+// ---------------------------------------------------------------------------------------------
+// File handles (name_to_handle_at / open_by_handle_at).
+
+struct Handle {
+  std::vector<unsigned char> storage;
+  bool empty() const { return storage.empty(); }
+  ::file_handle* get();
+};
+// The handle of `path` (not following a final symlink); empty on failure (errno set).
+Handle handle_of(const std::string& path);
+// Opens `h` on the filesystem `mnt` is on: fd, or -errno.
+int open_handle(const std::string& mnt, Handle& h, int flags);
+// The FUSE export handle foldfs would give the backing file `backing_path` of a mount over
+// `backing_root`: node id and generation derived from the backing handle exactly as foldfs does
+// (src/backing/node_id_codec.h); empty when that handle does not fit a node id.
+Handle forge_fuse_handle(const std::string& backing_path, const std::string& backing_root);
 
 // Joins strings with a separator (for messages).
 std::string join(const std::vector<std::string>& parts, std::string_view sep = " ");

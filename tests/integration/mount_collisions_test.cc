@@ -94,7 +94,7 @@ TEST(ExistingCollisions, EquivalentCreateFailsAndUnlinkRemovesTheBytewiseFirst) 
   EXPECT_EQ(errno_of(::mkdir(m.path("fOo").c_str(), 0755)), Errno(EEXIST));
   ASSERT_EQ(errno_of(::unlink(m.path("Foo").c_str())), Errno(0));
   EXPECT_EQ(list_dir(m.path("")), std::vector<std::string>{"foo"});
-  EXPECT_EQ(list_dir(m.backing()), std::vector<std::string>{"foo"});
+  EXPECT_EQ(list_dir(m.bpath("")), std::vector<std::string>{"foo"});
   EXPECT_EQ(read_file(m.path("Foo")), "lower");
 }
 

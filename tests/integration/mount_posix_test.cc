@@ -104,7 +104,7 @@ TEST_F(PosixOps, CreationAndRemovalErrors) {
   ASSERT_EQ(errno_of(::unlink(P("d/f").c_str())), Errno(0));
   EXPECT_EQ(errno_of(::rmdir(P("d").c_str())), Errno(0));
   EXPECT_EQ(list_dir(P("")), std::vector<std::string>{});
-  EXPECT_EQ(list_dir(m.backing()), std::vector<std::string>{});
+  EXPECT_EQ(list_dir(m.bpath("")), std::vector<std::string>{});
 }
 
 TEST_F(PosixOps, RenameFilesAndDirectories) {
@@ -122,7 +122,9 @@ TEST_F(PosixOps, RenameFilesAndDirectories) {
   EXPECT_EQ(read_file(P("d1/a2")), "B");
   EXPECT_EQ(errno_of(::rename(P("d1").c_str(), P("d2/d1").c_str())), Errno(0));
   EXPECT_EQ(read_file(P("d2/d1/a2")), "B");
-  EXPECT_EQ(errno_of(::rename(P("empty").c_str(), P("d2").c_str())), Errno(ENOTEMPTY));
+  // POSIX allows both; ext4 says ENOTEMPTY, xfs EEXIST, and foldfs passes on what it is told.
+  const Errno onto_full = errno_of(::rename(P("empty").c_str(), P("d2").c_str()));
+  EXPECT_TRUE(onto_full == Errno(ENOTEMPTY) || onto_full == Errno(EEXIST)) << onto_full;
   EXPECT_EQ(errno_of(::rename(P("empty").c_str(), P("d2/x").c_str())), Errno(ENOTDIR));
   EXPECT_EQ(errno_of(::rename(P("d2/x").c_str(), P("empty").c_str())), Errno(EISDIR));
   EXPECT_EQ(errno_of(::rename(P("missing").c_str(), P("y").c_str())), Errno(ENOENT));
@@ -356,7 +358,7 @@ TEST(ReadOnlyMount, WritesFailWithErofsAndReadsWork) {
   EXPECT_EQ(errno_of(::chmod(m.path("file").c_str(), 0600)), Errno(EROFS));
   EXPECT_EQ(set_xattr(m.path("file"), "user.k", "v"), Errno(EROFS));
   EXPECT_EQ(read_file(m.bpath("file")), "content");
-  EXPECT_EQ(list_dir(m.backing()), (std::vector<std::string>{"dir", "file"}));
+  EXPECT_EQ(list_dir(m.bpath("")), (std::vector<std::string>{"dir", "file"}));
 }
 
 // ---- symlink confinement ----------------------------------------------------------------------
@@ -421,7 +423,7 @@ TEST_F(SymlinkConfinement, RenameAndUnlinkActOnTheLink) {
   EXPECT_EQ(errno_of(::rename(m.path("link").c_str(), m.path("moved").c_str())), Errno(0));
   EXPECT_EQ(readlink_of(m.path("moved")), outside);
   EXPECT_EQ(errno_of(::unlink(m.path("moved").c_str())), Errno(0));
-  EXPECT_EQ(list_dir(m.backing()), std::vector<std::string>{});
+  EXPECT_EQ(list_dir(m.bpath("")), std::vector<std::string>{});
   ASSERT_NO_FATAL_FAILURE(ExpectOutsideUntouched());
 }
 

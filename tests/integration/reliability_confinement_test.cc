@@ -186,7 +186,7 @@ TEST(Confinement, HandlesOfThingsOutsideOrMovedOutAreRefused) {
 
   for (const std::string& p : {std::string("/"), std::string("/etc"), std::string(kSystemFile),
                                m.root(), out.dir, out.dir + "/victim"}) {
-    Handle h = forge_fuse_handle(p);
+    Handle h = forge_fuse_handle(p, m.backing());
     ASSERT_FALSE(h.empty()) << p;
     const bool dir = p == "/" || p == "/etc" || p == m.root() || p == out.dir;
     const int fd = open_handle(m.mnt(), h, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);

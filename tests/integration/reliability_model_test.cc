@@ -287,6 +287,9 @@ class ModelRun {
   std::string expect(const std::string& what, int want, int got) {
     ++checks_;
     if (want == got) return "";
+    // POSIX lets a rename onto a non-empty directory fail either way (ext4: ENOTEMPTY, xfs:
+    // EEXIST); foldfs passes on the backing filesystem's answer.
+    if (want == ENOTEMPTY && got == EEXIST && what.rfind("rename", 0) == 0) return "";
     return what + ": expected " + errno_text(want) + ", got " + errno_text(got);
   }
   void note(const std::string& what) {
@@ -484,7 +487,8 @@ class ModelRun {
     }
     if (pick < 75) {  // rename, RENAME_NOREPLACE, RENAME_EXCHANGE
       const unsigned f = R(8);
-      const unsigned flags = f < 5 ? 0 : f < 6 ? RENAME_NOREPLACE : RENAME_EXCHANGE;
+      static const bool with_flags = !backing_lacks(BackingFeature::kRenameFlags);
+      const unsigned flags = f < 5 || !with_flags ? 0 : f < 6 ? RENAME_NOREPLACE : RENAME_EXCHANGE;
       count(flags == 0                  ? "rename"
             : flags == RENAME_NOREPLACE ? "rename_noreplace"
                                         : "rename_exchange");
@@ -695,7 +699,8 @@ class ModelRun {
     const nlink_t want = o.kind == Obj::kDir
                              ? static_cast<nlink_t>(2 + const_cast<ModelRun*>(this)->subdirs(o))
                              : static_cast<nlink_t>(o.nlink);
-    if (st.st_nlink != want)
+    static const bool dir_links = !backing_lacks(BackingFeature::kDirectoryLinkCounts);
+    if (st.st_nlink != want && (o.kind != Obj::kDir || dir_links))
       return printable(p) + ": link count " + std::to_string(st.st_nlink) + ", model " +
              std::to_string(want);
     return "";

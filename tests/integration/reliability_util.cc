@@ -385,52 +385,6 @@ InodeFlagsGuard::~InodeFlagsGuard() {
   }
 }
 
-// ---- handles --------------------------------------------------------------------------------
-
-struct file_handle* Handle::get() {
-  return reinterpret_cast<struct file_handle*>(storage.data());
-}
-
-Handle handle_of(const std::string& path) {
-  Handle h;
-  h.storage.resize(sizeof(struct file_handle) + 128);
-  h.get()->handle_bytes = 128;
-  int mount_id = 0;
-  if (::name_to_handle_at(AT_FDCWD, path.c_str(), h.get(), &mount_id, 0) != 0) {
-    h.storage.clear();
-    return h;
-  }
-  h.storage.resize(sizeof(struct file_handle) + h.get()->handle_bytes);
-  return h;
-}
-
-int open_handle(const std::string& mnt, Handle& h, int flags) {
-  const int mount_fd = ::open(mnt.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (mount_fd < 0) return -errno;
-  const int fd = ::open_by_handle_at(mount_fd, h.get(), flags | O_CLOEXEC);
-  const int saved = errno;
-  ::close(mount_fd);
-  return fd >= 0 ? fd : -saved;
-}
-
-Handle forge_fuse_handle(const std::string& backing_path) {
-  Handle backing = handle_of(backing_path);
-  Handle forged;
-  if (backing.empty() || backing.get()->handle_bytes > 12) return forged;
-  unsigned char bytes[12] = {};
-  std::memcpy(bytes, backing.get()->f_handle, backing.get()->handle_bytes);
-  uint64_t node = 0;
-  uint32_t gen = 0;
-  for (int i = 0; i < 8; ++i) node |= static_cast<uint64_t>(bytes[i]) << (8 * i);
-  for (int i = 0; i < 4; ++i) gen |= static_cast<uint32_t>(bytes[8 + i]) << (8 * i);
-  forged.storage.resize(sizeof(struct file_handle) + 12);
-  forged.get()->handle_bytes = 12;
-  forged.get()->handle_type = 0x81;
-  const uint32_t words[3] = {static_cast<uint32_t>(node >> 32), static_cast<uint32_t>(node), gen};
-  std::memcpy(forged.get()->f_handle, words, sizeof(words));
-  return forged;
-}
-
 // ---- daemons --------------------------------------------------------------------------------
 
 bool alive(pid_t pid) {

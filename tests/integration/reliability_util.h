@@ -150,22 +150,6 @@ class InodeFlagsGuard {
 };
 
 // ---------------------------------------------------------------------------------------------
-// File handles (name_to_handle_at / open_by_handle_at).
-
-struct Handle {
-  std::vector<unsigned char> storage;
-  bool empty() const { return storage.empty(); }
-  ::file_handle* get();
-};
-// The handle of `path` (not following a final symlink); empty on failure (errno set).
-Handle handle_of(const std::string& path);
-// Opens `h` on the filesystem `mnt` is on: fd, or -errno.
-int open_handle(const std::string& mnt, Handle& h, int flags);
-// A FUSE export handle for the backing file `backing_path`, built the way foldfs derives node
-// ids from backing handles (see handles_test.cc); empty if the backing handle is over 12 bytes.
-Handle forge_fuse_handle(const std::string& backing_path);
-
-// ---------------------------------------------------------------------------------------------
 // Daemons and mounts.
 
 // Sends `sig` to every foldfs daemon serving `m` and, for SIGKILL, waits (up to 10 s) until

@@ -38,6 +38,7 @@
 #include <memory>
 #include <string>
 
+#include "backing/inode_flags.h"
 #include "fs/filesystem.h"
 #include "fuzz_support.h"
 
@@ -282,10 +283,16 @@ class Run {
       if (all_ && err == 0) fail(trace_, "casefold=all: the flag was cleared");
       if (!all_ && !empty && err == 0) fail(trace_, "the flag of a non-empty directory changed");
       if (!all_ && !ro_ && !empty && err != ENOTEMPTY &&
-          (before & ~kCasefold) == (w & ~kCasefold)) {
+          (before & backing::kUserSettableFlags) == (w & backing::kUserSettableFlags)) {
         fail(trace_, "flip on a non-empty directory: %s, not ENOTEMPTY", errname(err).c_str());
       }
       if (ro_ && err == 0) fail(trace_, "ro: the flag changed");
+    }
+    // Flags of the backing filesystem's own layout never change, whatever was asked
+    // (backing/inode_flags.h).
+    if (((before ^ after) & ~backing::kUserSettableFlags & ~kCasefold) != 0) {
+      fail(trace_, "a layout flag of the backing filesystem changed 0x%x -> 0x%x for 0x%x", before,
+           after, w);
     }
     if (err == 0) {
       if (t.is_dir && want != was && notifier_.count == invalidations) {

@@ -41,6 +41,7 @@
 
 #include <algorithm>
 #include <cstdarg>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <optional>
@@ -162,12 +163,30 @@ struct Cached {
   uint64_t epoch;
 };
 
+bool protected_hardlinks() {
+  static const bool on = [] {
+    FILE* f = std::fopen("/proc/sys/fs/protected_hardlinks", "r");
+    int v = 0;
+    if (f) {
+      if (std::fscanf(f, "%d", &v) != 1) v = 0;
+      std::fclose(f);
+    }
+    return v != 0;
+  }();
+  return on;
+}
+
 class Run {
  public:
   Run(const std::string& root, uint8_t config) : root_(root) {
     all_ = config & 1;
     strict_ = config & 2;
-    if (config & 4) ctx_.uid = ctx_.gid = 1000;  // what it makes is handed to the caller
+    if (config & 4) {
+      // A caller other than root: what it makes is its own (made with its ids), in a tree it
+      // may write (as the kernel would have checked before asking).
+      ctx_.uid = ctx_.gid = 1000;
+      ::chmod(root_.c_str(), 0777);
+    }
     Node r;
     r.kind = Kind::kDir;
     r.ino = Filesystem::kRootId;
@@ -585,6 +604,8 @@ class Run {
         want = EEXIST;
       else if (nodes_[src].kind == Kind::kDir)
         want = EPERM;
+      else if (ctx_.uid != 0 && nodes_[src].uid != ctx_.uid && protected_hardlinks())
+        want = EPERM;  // links are made with the caller's ids: root's 0644 file is not theirs
     }
     const uint64_t snapshot = kernel_.epoch;
     fs::EntryOut out;
@@ -1021,7 +1042,8 @@ class Run {
     const std::string p = path(d) + "/" + n;
     int r;
     if (dir) {
-      r = ::mkdir(p.c_str(), 0755);
+      r = ::mkdir(p.c_str(), 0777);  // root's, but a caller other than root may write it
+      if (r == 0) r = ::chmod(p.c_str(), 0777);
     } else {
       r = ::open(p.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
       if (r >= 0) r = ::close(r);

@@ -53,17 +53,21 @@ bool same(const Options& a, const Options& b) {
          same_double(a.attr_timeout, b.attr_timeout) &&
          same_double(a.negative_timeout, b.negative_timeout) &&
          a.fd_cache_capacity == b.fd_cache_capacity && a.index_budget == b.index_budget &&
-         a.debug_no_invalidation == b.debug_no_invalidation;
+         a.debug_no_invalidation == b.debug_no_invalidation && a.mount_flags == b.mount_flags;
 }
 
 // --- the reference grammar -------------------------------------------------------------------
 
+// Directions to mount(8): accepted (with or without a value) and ignored.
 constexpr std::string_view kGeneric[] = {
-    "rw",       "defaults",   "dev",         "nodev",  "suid",       "nosuid",
-    "exec",     "noexec",     "auto",        "noauto", "user",       "nouser",
-    "users",    "nofail",     "_netdev",     "atime",  "noatime",    "relatime",
-    "async",    "sync",       "owner",       "group",  "nodiratime", "diratime",
-    "lazytime", "nolazytime", "strictatime", "loud",   "silent",     "comment",
+    "rw",     "defaults", "auto",  "noauto", "user",  "nouser", "users",
+    "nofail", "_netdev",  "owner", "group",  "loud",  "silent", "comment",
+};
+// Flags of the mount: recorded in order, never with a value.
+constexpr std::string_view kMountFlags[] = {
+    "dev",       "nodev",       "suid",     "nosuid",      "exec",     "noexec",
+    "atime",     "noatime",     "relatime", "strictatime", "diratime", "nodiratime",
+    "symfollow", "nosymfollow", "sync",     "async",       "dirsync",
 };
 
 // Seconds: 1 to 32 characters, digits with at most one dot and at least one digit, at most 1e9.
@@ -116,6 +120,12 @@ bool ref_item(std::string_view item, Options* o) {
   for (auto g : kGeneric) {
     if (name == g) return true;
   }
+  for (auto f : kMountFlags) {
+    if (name != f) continue;
+    if (has_value) return false;
+    o->mount_flags.emplace_back(name);
+    return true;
+  }
   return false;
 }
 
@@ -162,6 +172,7 @@ std::string canonical(std::string_view list, const Options& o) {
   timeout("entry_timeout", o.entry_timeout);
   timeout("attr_timeout", o.attr_timeout);
   timeout("negative_timeout", o.negative_timeout);
+  for (const auto& f : o.mount_flags) out += "," + f;
   return out;
 }
 

@@ -81,8 +81,9 @@ for kind in ext4 xfs btrfs tmpfs nested overlay fuse; do
 done
 run_ctest bench build -L bench   # the benchmark in its quick mode: proves it runs
 
-echo "=== build (ThreadSanitizer) ==="
-FOLDFS_BUILD_DIR=build-tsan scripts/build.sh -DFOLDFS_SANITIZE=thread -DFOLDFS_BENCH=OFF || exit 1
+echo "=== build (ThreadSanitizer, clang with the lock annotations checked) ==="
+CC=clang CXX=clang++ FOLDFS_BUILD_DIR=build-tsan scripts/build.sh -DFOLDFS_SANITIZE=thread \
+  -DFOLDFS_THREAD_SAFETY=ON -DFOLDFS_BENCH=OFF || exit 1
 run_ctest tsan build-tsan -L tsan
 # Backing filesystems without file handles keep a descriptor per inode: the stress again there.
 FOLDFS_IT_BACKING=overlay FOLDFS_STRESS_SECONDS=10 run_ctest tsan-overlay build-tsan \

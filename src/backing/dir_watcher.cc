@@ -90,7 +90,7 @@ void DirWatcher::run() {
       if (stopping_) return;
     }
     {
-      std::lock_guard lock(read_mutex_);
+      MutexLock lock(read_mutex_);
       drain();
     }
     if (idle_) idle_();
@@ -103,8 +103,8 @@ void DirWatcher::kick() {
   [[maybe_unused]] ssize_t n = ::write(wakeup_.get(), &one, sizeof(one));
 }
 
-void DirWatcher::catch_up() {
-  std::lock_guard lock(read_mutex_);
+void DirWatcher::deliver_queued() {
+  MutexLock lock(read_mutex_);
   drain();
 }
 

@@ -9,15 +9,15 @@
 // itself. When the kernel's event queue overflows, one event with `overflow` set reports that
 // anything may have changed.
 //
-// catch_up() closes the remaining window: a change that returned before catch_up() was called
-// has been delivered to the callback when it returns (fanotify queues the event inside the
+// deliver_queued() closes the remaining window: a change that returned before deliver_queued() was
+// called has been delivered to the callback when it returns (fanotify queues the event inside the
 // changing system call).
 //
 // After each batch of events, and after kick(), `idle` runs on the watcher's thread with no
 // lock of the watcher held: the place for work that must not run inside a request handler.
 //
 // Lock order: read_mutex_ is held while the callback runs; the callback may take the
-// filesystem's directory index locks, so never call catch_up() holding one of those.
+// filesystem's directory index locks, so never call deliver_queued() holding one of those.
 #pragma once
 
 #include <sys/types.h>
@@ -32,6 +32,7 @@
 
 #include "backing/file_handle.h"
 #include "backing/unique_fd.h"
+#include "base/thread_safety.h"
 
 namespace foldfs::backing {
 
@@ -61,22 +62,22 @@ class DirWatcher {
   void unwatch(int dirfd);
 
   // Delivers every event already queued before returning (from the calling thread if need be).
-  void catch_up();
+  void deliver_queued() EXCLUDES(read_mutex_);
 
   // Makes the watcher's thread run `idle` soon.
   void kick();
 
-  // Stops the thread (the destructor does too): no callback runs after it returns. catch_up()
-  // still works from other threads.
+  // Stops the thread (the destructor does too): no callback runs after it returns.
+  // deliver_queued() still works from other threads.
   void stop();
 
  private:
   DirWatcher(UniqueFd fanotify, UniqueFd wakeup, Callback callback, Idle idle);
   void run();
-  void drain();  // requires read_mutex_
-  void dispatch(const char* buf, size_t len);
+  void drain() REQUIRES(read_mutex_);
+  void dispatch(const char* buf, size_t len) REQUIRES(read_mutex_);
 
-  std::mutex read_mutex_;  // one reader of the fanotify queue at a time
+  Mutex read_mutex_;  // one reader of the fanotify queue at a time
   UniqueFd fanotify_;
   UniqueFd wakeup_;  // eventfd: written by kick() and by the destructor
   std::atomic<bool> stopping_{false};

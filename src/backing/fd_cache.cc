@@ -3,7 +3,7 @@
 namespace foldfs::backing {
 
 SharedFd FdCache::get(uint64_t key) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   auto it = slots_.find(key);
   if (it == slots_.end()) return nullptr;
   lru_.splice(lru_.begin(), lru_, it->second.lru_pos);
@@ -12,7 +12,7 @@ SharedFd FdCache::get(uint64_t key) {
 
 SharedFd FdCache::put(uint64_t key, UniqueFd fd) {
   auto shared = std::make_shared<const UniqueFd>(std::move(fd));
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   auto [it, inserted] = slots_.try_emplace(key);
   if (inserted) {
     lru_.push_front(key);
@@ -26,7 +26,7 @@ SharedFd FdCache::put(uint64_t key, UniqueFd fd) {
 }
 
 void FdCache::erase(uint64_t key) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   auto it = slots_.find(key);
   if (it == slots_.end()) return;
   lru_.erase(it->second.lru_pos);
@@ -43,12 +43,12 @@ void FdCache::evict_over_capacity() {
 }
 
 size_t FdCache::size() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return slots_.size();
 }
 
 uint64_t FdCache::evictions() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return evictions_;
 }
 

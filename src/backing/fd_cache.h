@@ -12,10 +12,10 @@
 #include <cstdint>
 #include <list>
 #include <memory>
-#include <mutex>
 #include <unordered_map>
 
 #include "backing/unique_fd.h"
+#include "base/thread_safety.h"
 
 namespace foldfs::backing {
 
@@ -25,26 +25,26 @@ class FdCache {
  public:
   explicit FdCache(size_t capacity) : capacity_(capacity) {}
 
-  SharedFd get(uint64_t key);
+  SharedFd get(uint64_t key) EXCLUDES(mutex_);
   // Inserts (or replaces) the descriptor for `key` and returns it.
-  SharedFd put(uint64_t key, UniqueFd fd);
-  void erase(uint64_t key);
+  SharedFd put(uint64_t key, UniqueFd fd) EXCLUDES(mutex_);
+  void erase(uint64_t key) EXCLUDES(mutex_);
 
-  size_t size() const;
-  uint64_t evictions() const;
+  size_t size() const EXCLUDES(mutex_);
+  uint64_t evictions() const EXCLUDES(mutex_);
 
  private:
   struct Slot {
     SharedFd fd;
     std::list<uint64_t>::iterator lru_pos;
   };
-  void evict_over_capacity();  // requires mutex_
+  void evict_over_capacity() REQUIRES(mutex_);
 
   const size_t capacity_;
-  mutable std::mutex mutex_;
-  std::unordered_map<uint64_t, Slot> slots_;  // Guarded by mutex_.
-  std::list<uint64_t> lru_;                   // Most recent first. Guarded by mutex_.
-  uint64_t evictions_ = 0;                    // Guarded by mutex_.
+  mutable Mutex mutex_;
+  std::unordered_map<uint64_t, Slot> slots_ GUARDED_BY(mutex_);
+  std::list<uint64_t> lru_ GUARDED_BY(mutex_);  // most recent first
+  uint64_t evictions_ GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace foldfs::backing

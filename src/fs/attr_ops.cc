@@ -112,28 +112,8 @@ int Filesystem::readlink(uint64_t ino, std::string* out) {
   return 0;
 }
 
-int Filesystem::access(const Context& ctx, uint64_t ino, int mask) {
-  struct stat st;
-  if (int err = getattr(ino, &st); err != 0) return err;
-  if (mask == F_OK) return 0;
-  if (options_.read_only && (mask & W_OK) && !S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
-    return EROFS;
-  }
-  if (ctx.uid == 0) {
-    const bool exec_ok = S_ISDIR(st.st_mode) || (st.st_mode & 0111);
-    return (mask & X_OK) && !exec_ok ? EACCES : 0;
-  }
-  mode_t bits = st.st_mode & 07;
-  if (ctx.uid == st.st_uid)
-    bits = (st.st_mode >> 6) & 07;
-  else if (ctx.gid == st.st_gid)
-    bits = (st.st_mode >> 3) & 07;
-  const mode_t want = ((mask & R_OK) ? 4 : 0) | ((mask & W_OK) ? 2 : 0) | ((mask & X_OK) ? 1 : 0);
-  return (bits & want) == want ? 0 : EACCES;
-}
-
 int Filesystem::statfs(uint64_t, struct statvfs* out) {
-  return ::fstatvfs(mount_fd_.get(), out) == 0 ? 0 : errno;
+  return ::fstatvfs(ids_.root_fd(), out) == 0 ? 0 : errno;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -293,12 +273,12 @@ int Filesystem::set_flags(const Context&, uint64_t ino, uint32_t flags) {
   }
   hook("flip:written");
   {
-    std::lock_guard index_lock(node->dir->index_lock);
+    MutexLock index_lock(node->dir->index_lock);
     node->dir->index.clear();
   }
   node->dir->casefold = want_casefold;
   // Whatever the kernel cached under the old rules (misses above all) is void now.
-  invalidate_kernel_dentries();
+  kernel_.forget_everything();
   return 0;
 }
 
@@ -331,8 +311,6 @@ int Filesystem::set_fsxattr(uint64_t ino, const void* in) {
   if (::ioctl(fd, FS_IOC_FSSETXATTR, &copy) == 0) return 0;
   if (!unsupported(errno)) return errno;
   // The backing fs has none: setting what reads back as all-zero is a successful no-op.
-  struct fsxattr zero;
-  std::memset(&zero, 0, sizeof(zero));
   return wanted->fsx_xflags == 0 && wanted->fsx_extsize == 0 && wanted->fsx_projid == 0 &&
                  wanted->fsx_cowextsize == 0
              ? 0

@@ -3,18 +3,19 @@
 // node id order, the order written in filesystem.h.
 #pragma once
 
-#include <mutex>
 #include <optional>
-#include <shared_mutex>
 
+#include "base/thread_safety.h"
 #include "fs/inode_table.h"
 
 namespace foldfs::fs {
 
-class DirLock {
+class SCOPED_CAPABILITY DirLock {
  public:
   enum Mode { kRead, kWrite };
-  DirLock(DirState& dir, Mode mode) : dir_(&dir), mode_(mode) {
+  // The analysis cannot follow a mode chosen at run time: the lock counts as held exclusively.
+  DirLock(DirState& dir, Mode mode) ACQUIRE(dir.ns_lock) NO_THREAD_SAFETY_ANALYSIS : dir_(&dir),
+                                                                                     mode_(mode) {
     if (mode == kRead)
       dir.ns_lock.lock_shared();
     else
@@ -22,7 +23,7 @@ class DirLock {
   }
   DirLock(const DirLock&) = delete;
   DirLock& operator=(const DirLock&) = delete;
-  ~DirLock() {
+  ~DirLock() RELEASE() NO_THREAD_SAFETY_ANALYSIS {
     if (mode_ == kRead)
       dir_->ns_lock.unlock_shared();
     else

@@ -58,8 +58,10 @@ int Filesystem::create(const Context& ctx, uint64_t parent, std::string_view nam
   if (int e = check_name(name, casefold); e != 0) return e;
   std::string stored(name);
   bool exists = false;
+  std::optional<names::FoldedName> folded;  // folded once per request, where names fold
   if (casefold) {
-    err = resolve_locked(dir, dirfd->get(), name, &stored);
+    folded.emplace(name, rules());
+    err = resolve(dir, dirfd->get(), *folded, &stored);
     if (err != 0 && err != ENOENT) return err;
     exists = err == 0;
     if (!exists) stored = std::string(name);
@@ -76,7 +78,7 @@ int Filesystem::create(const Context& ctx, uint64_t parent, std::string_view nam
   // the caller's rights (mode, ACLs, groups) on the very file it opens, and drops setuid/setgid
   // bits on O_TRUNC as for any truncation by the caller. Nothing is checked on one lookup of the
   // name and then done on another.
-  err = as_caller(ctx, groups_decide_setgid(at, ctx, S_IFREG | mode), [&] {
+  err = callers_.as(ctx, groups_decide_setgid(at, ctx, S_IFREG | mode), [&] {
     if (!exists) {
       fd.reset(::openat(at, stored.c_str(), open_flags | O_CREAT | O_EXCL,
                         creation_mode(ctx, at, mode)));
@@ -91,9 +93,11 @@ int Filesystem::create(const Context& ctx, uint64_t parent, std::string_view nam
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return errno;
   if (S_ISDIR(st.st_mode)) return EISDIR;  // open(O_CREAT) of a directory, as on ext4
-  if (created && casefold) index_change(*dir, at, stored, {});
-  note_change(*dir, name, exists ? stored : std::string(), false);
-  if (int e = entry_from_open_file(*dir, fd.get(), st, out); e != 0) return e;
+  if (casefold) {
+    if (created) index_change(*dir, at, stored, {});
+    note_change(*dir, *folded, exists ? stored : std::string(), false);
+  }
+  if (int e = enter_open_file(*dir, fd.get(), st, out); e != 0) return e;
   *fh = to_fh(new OpenFile{std::move(fd)});
   return 0;
 }
@@ -195,26 +199,25 @@ int Filesystem::readdir(uint64_t ino, off_t offset, const DirEmit& emit, size_t 
 // readdir with each entry's attributes: the kernel caches the entries as dentries, so `ls -l`
 // and opening every file need no LOOKUP per name. In a casefolded directory the kernel then
 // holds every stored spelling: the directory is marked listed (at the current epoch) so that a
-// change through another spelling invalidates them (invalidate_if_other_spelling()).
+// change through another spelling invalidates them (forget_other_spellings()).
 //
 // Attributes cost the daemon two system calls per entry and the kernel an inode per entry, which
 // a program that only wants names (`find`) never uses: files get them only while programs show
-// they want them (listing_wants_attributes()). Subdirectories always do: walking into them is
+// they want them (ListingDemand). Subdirectories always do: walking into them is
 // what every program listing a tree does next.
 int Filesystem::readdirplus(uint64_t ino, off_t offset, const DirPlusEmit& emit,
                             size_t reply_bytes) {
   std::shared_ptr<Inode> dir;
   if (int err = dir_inode(ino, &dir); err != 0) return err;
   DirLock lock(*dir->dir, DirLock::kRead);
-  if (casefolded(*dir)) dir->dir->listed_epoch = epoch_.load();
-  const bool files_too = listing_wants_attributes();
-  if (!files_too) dir->dir->listed_lean = true;
+  if (casefolded(*dir)) dir->dir->listed_epoch = kernel_.epoch();
+  const bool files_too = listing_.files_get_attributes(*dir->dir);
   return scan_directory(
       dir, offset,
       [&](int fd, const char* name, uint64_t d_ino, unsigned char type, off_t next) {
         EntryOut out;
         const bool wanted = files_too || type == DT_DIR || type == DT_UNKNOWN;
-        if (!wanted || is_dot_name(name) || make_entry(*dir, fd, name, &out) != 0) {
+        if (!wanted || is_dot_name(name) || enter_name(*dir, fd, name, &out) != 0) {
           out = EntryOut();  // no dentry for this one: the kernel looks it up if it needs it
           out.attr.st_ino = d_ino;
           out.attr.st_mode = DTTOIF(type);
@@ -224,24 +227,6 @@ int Filesystem::readdirplus(uint64_t ino, off_t offset, const DirPlusEmit& emit,
         return false;
       },
       reply_bytes / 4);  // a FUSE entry with attributes is ~4x a getdents64 record
-}
-
-bool Filesystem::listing_wants_attributes() {
-  const unsigned n = listings_.fetch_add(1);
-  const int demand = attribute_demand_.load();
-  if (demand >= kDemandFull && n % kDemandSample != 0) return true;
-  // A lean listing: it lowers the score unless a lookup follows.
-  int d = demand;
-  while (d > 0 && !attribute_demand_.compare_exchange_weak(d, d - 1)) {
-  }
-  return false;
-}
-
-void Filesystem::note_lookup_after_listing(DirState& dir) {
-  if (!dir.listed_lean.exchange(false)) return;
-  int d = attribute_demand_.load();
-  while (!attribute_demand_.compare_exchange_weak(d, std::min(kDemandMax, d + kDemandFull))) {
-  }
 }
 
 int Filesystem::releasedir(uint64_t) {

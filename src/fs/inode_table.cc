@@ -3,14 +3,14 @@
 namespace foldfs::fs {
 
 std::shared_ptr<Inode> InodeTable::get(uint64_t id) const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   auto it = by_id_.find(id);
   return it == by_id_.end() ? nullptr : it->second;
 }
 
 std::shared_ptr<Inode> InodeTable::acquire(std::shared_ptr<Inode> fresh, bool* identity_changed,
                                            bool* was_inserted) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   *identity_changed = false;
   auto [it, inserted] = by_id_.try_emplace(fresh->id, fresh);
   *was_inserted = inserted;
@@ -27,7 +27,7 @@ std::shared_ptr<Inode> InodeTable::acquire(std::shared_ptr<Inode> fresh, bool* i
 }
 
 std::shared_ptr<Inode> InodeTable::release(uint64_t id, uint64_t n) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return nullptr;
   Inode& inode = *it->second;
@@ -40,13 +40,13 @@ std::shared_ptr<Inode> InodeTable::release(uint64_t id, uint64_t n) {
 }
 
 void InodeTable::insert_root(std::shared_ptr<Inode> root) {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   root->nlookup = 1;
   by_id_[root->id] = std::move(root);
 }
 
 std::vector<std::shared_ptr<Inode>> InodeTable::directories() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   std::vector<std::shared_ptr<Inode>> out;
   for (auto& [id, inode] : by_id_) {
     if (inode->is_dir()) out.push_back(inode);
@@ -55,7 +55,7 @@ std::vector<std::shared_ptr<Inode>> InodeTable::directories() const {
 }
 
 std::vector<uint64_t> InodeTable::ids() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   std::vector<uint64_t> out;
   out.reserve(by_id_.size());
   for (auto& [id, inode] : by_id_) out.push_back(id);
@@ -63,7 +63,7 @@ std::vector<uint64_t> InodeTable::ids() const {
 }
 
 size_t InodeTable::size() const {
-  std::lock_guard lock(mutex_);
+  MutexLock lock(mutex_);
   return by_id_.size();
 }
 

@@ -1,13 +1,13 @@
 // The inodes the kernel knows about, by FUSE node id.
 //
-// Node ids come from the backing file's identity (its inode number, see node_id_for() in
-// filesystem.cc), never from memory addresses, so they mean the same file after a restart.
+// Node ids come from the backing file's identity (its handle where it fits: fs/node_ids.h), never
+// from memory addresses, so they mean the same file after a restart.
 // An inode lives while the kernel holds lookups on it (nlookup, released only by FORGET); the
 // root lives forever. Each inode keeps the backing file handle, not a file descriptor; open
 // descriptors are cached separately and bounded (backing/fd_cache.h).
 //
-// Lock order: InodeTable::mutex_ is a leaf lock. Inode::dir fields have their own locks,
-// which are taken before (never while holding) mutex_.
+// Lock order: DirState::ns_lock before DirState::index_lock; InodeTable::mutex_ is a leaf lock,
+// never held while a DirState lock is taken.
 #pragma once
 
 #include <sys/types.h>
@@ -16,13 +16,12 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <unordered_map>
 #include <vector>
 
 #include "backing/file_handle.h"
 #include "backing/unique_fd.h"
+#include "base/thread_safety.h"
 #include "names/dir_index.h"
 #include "names/kernel_dentries.h"
 
@@ -34,14 +33,14 @@ struct DirState {
 
   // Shared by lookups, exclusive for every change of the directory's names and for flips of
   // its casefold flag: an answer computed under the shared lock is never mixed with a change.
-  std::shared_mutex ns_lock;
+  SharedMutex ns_lock ACQUIRED_BEFORE(index_lock);
   std::atomic<bool> casefold{false};  // written only under exclusive ns_lock
 
-  std::mutex index_lock;  // guards the fields below (lookups may load the index concurrently)
-  names::DirIndex index;
-  struct timespec index_mtime {};  // backing mtime the index was loaded at
-  struct timespec index_ctime {};
-  std::chrono::steady_clock::time_point index_loaded_at{};
+  Mutex index_lock;  // lookups may load the index concurrently
+  names::DirIndex index GUARDED_BY(index_lock);
+  struct timespec index_mtime GUARDED_BY(index_lock) {};  // backing mtime at the last load
+  struct timespec index_ctime GUARDED_BY(index_lock) {};
+  std::chrono::steady_clock::time_point index_loaded_at GUARDED_BY(index_lock){};
   // Outside changes are reported by the watcher, so the index needs no change-time check and
   // the kernel may keep answers for the long timeouts. Written under index_lock.
   std::atomic<bool> watched{false};
@@ -69,7 +68,7 @@ struct Inode {
 
 class InodeTable {
  public:
-  std::shared_ptr<Inode> get(uint64_t id) const;
+  std::shared_ptr<Inode> get(uint64_t id) const EXCLUDES(mutex_);
 
   // Finds the inode `id` or inserts `fresh` under it, then adds one lookup. When an inode with
   // that id exists but names another file (a different handle: the inode number was reused),
@@ -77,20 +76,20 @@ class InodeTable {
   // caller drops cached descriptors) and whether it was not in the table before (new, or an
   // inode object brought back after a concurrent FORGET removed it).
   std::shared_ptr<Inode> acquire(std::shared_ptr<Inode> fresh, bool* identity_changed,
-                                 bool* inserted);
+                                 bool* inserted) EXCLUDES(mutex_);
 
   // Drops `n` lookups; removes the inode when none remain and returns it then (else nullptr).
-  std::shared_ptr<Inode> release(uint64_t id, uint64_t n);
+  std::shared_ptr<Inode> release(uint64_t id, uint64_t n) EXCLUDES(mutex_);
 
-  void insert_root(std::shared_ptr<Inode> root);
+  void insert_root(std::shared_ptr<Inode> root) EXCLUDES(mutex_);
   // Every directory inode in the table.
-  std::vector<std::shared_ptr<Inode>> directories() const;
-  std::vector<uint64_t> ids() const;  // of every inode in the table
-  size_t size() const;
+  std::vector<std::shared_ptr<Inode>> directories() const EXCLUDES(mutex_);
+  std::vector<uint64_t> ids() const EXCLUDES(mutex_);  // of every inode in the table
+  size_t size() const EXCLUDES(mutex_);
 
  private:
-  mutable std::mutex mutex_;
-  std::unordered_map<uint64_t, std::shared_ptr<Inode>> by_id_;  // Guarded by mutex_.
+  mutable Mutex mutex_;
+  std::unordered_map<uint64_t, std::shared_ptr<Inode>> by_id_ GUARDED_BY(mutex_);
 };
 
 }  // namespace foldfs::fs

@@ -53,7 +53,7 @@ int Filesystem::inherit_casefold_flag(const Context& ctx, int dirfd, const std::
   if (!sub.valid()) return errno == ENOENT || errno == ENOTDIR || errno == ELOOP ? ESTALE : errno;
   struct stat st;
   if (::fstat(sub.get(), &st) != 0) return errno;
-  const uid_t owner = acts_as_callers_ ? ctx.uid : daemon_uid_;
+  const uid_t owner = callers_.owner_for(ctx);
   std::vector<backing::DirEntry> entries;
   if (st.st_uid != owner) return ESTALE;
   if (int e = backing::read_directory(sub.get(), &entries); e != 0) return e;
@@ -72,30 +72,34 @@ int Filesystem::create_node(const Context& ctx, uint64_t parent, std::string_vie
   const bool casefold = casefolded(*dir);
   if (int e = check_name(name, casefold); e != 0) return e;
   const std::string created(name);
+  std::optional<names::FoldedName> folded;  // folded once per request, where names fold
   if (casefold) {
+    folded.emplace(name, rules());
     std::string existing;
-    err = resolve_locked(dir, dirfd->get(), name, &existing);
+    err = resolve(dir, dirfd->get(), *folded, &existing);
     if (err == 0) return EEXIST;  // an equivalent name exists: ext4 answers EEXIST too
     if (err != ENOENT) return err;
   }
   const int fd = dirfd->get();
-  err = as_caller(ctx, groups_decide_setgid(fd, ctx, spec.mode),
-                  [&] { return spec.make(fd, created.c_str()); });
+  err = callers_.as(ctx, groups_decide_setgid(fd, ctx, spec.mode),
+                    [&] { return spec.make(fd, created.c_str()); });
   if (err != 0) return err;
   if (spec.is_dir && casefold && options_.casefold == CasefoldMode::kFlag) {
     // New subdirectories of a casefolded directory inherit the flag. A directory that cannot
     // take it is removed again (with the caller's rights): the failed call leaves nothing.
     if (int e = inherit_casefold_flag(ctx, fd, created); e != 0) {
       if (e != ESTALE) {
-        as_caller(ctx, false,
-                  [&] { return ::unlinkat(fd, created.c_str(), AT_REMOVEDIR) == 0 ? 0 : errno; });
+        callers_.as(ctx, false,
+                    [&] { return ::unlinkat(fd, created.c_str(), AT_REMOVEDIR) == 0 ? 0 : errno; });
       }
       return e;
     }
   }
-  if (casefold) index_change(*dir, fd, created, {});
-  note_change(*dir, name, {}, false);
-  return make_entry(*dir, fd, created, out);
+  if (casefold) {
+    index_change(*dir, fd, created, {});
+    note_change(*dir, *folded, {}, false);
+  }
+  return enter_name(*dir, fd, created, out);
 }
 
 int Filesystem::mknod(const Context& ctx, uint64_t parent, std::string_view name, mode_t mode,
@@ -162,18 +166,20 @@ int Filesystem::remove_node(const Context& ctx, uint64_t parent, std::string_vie
   const bool casefold = casefolded(*dir);
   if (int e = check_name(name, casefold); e != 0) return e;
   std::string stored(name);
+  std::optional<names::FoldedName> folded;
   if (casefold) {
-    if (int e = resolve_locked(dir, dirfd->get(), name, &stored); e != 0) return e;
+    folded.emplace(name, rules());
+    if (int e = resolve(dir, dirfd->get(), *folded, &stored); e != 0) return e;
   }
   // With the caller's rights: a sticky directory's rules are checked on what is removed.
   const int fd = dirfd->get();
-  err = as_caller(ctx, false, [&] {
+  err = callers_.as(ctx, false, [&] {
     return ::unlinkat(fd, stored.c_str(), is_dir ? AT_REMOVEDIR : 0) == 0 ? 0 : errno;
   });
   if (err != 0) return err;
   if (casefold) {
     index_change(*dir, dirfd->get(), {}, stored);
-    note_change(*dir, name, stored, true);  // the kernel keeps `name` as a negative dentry
+    note_change(*dir, *folded, stored, true);  // the kernel keeps `name` as a negative dentry
   }
   return 0;
 }
@@ -194,7 +200,7 @@ int Filesystem::rename(const Context& ctx, uint64_t parent, std::string_view nam
   std::shared_ptr<Inode> from, to;
   if (int err = dir_inode(parent, &from); err != 0) return err;
   if (int err = dir_inode(newparent, &to); err != 0) return err;
-  catch_up_for(*from, *to);
+  take_in_outside_changes(*from, *to);
   int err = 0;
   SharedFd from_fd = path_fd(from, &err);
   if (!from_fd) return err;
@@ -207,27 +213,30 @@ int Filesystem::rename(const Context& ctx, uint64_t parent, std::string_view nam
   if (int e = check_name(name, from_cf); e != 0) return e;
   if (int e = check_name(newname, to_cf); e != 0) return e;
 
+  std::optional<names::FoldedName> folded_from, folded_to;  // folded once per request
   std::string source(name);
   if (from_cf) {
-    if (int e = resolve_locked(from, from_fd->get(), name, &source); e != 0) return e;
+    folded_from.emplace(name, rules());
+    if (int e = resolve(from, from_fd->get(), *folded_from, &source); e != 0) return e;
   }
   std::string target(newname);
   if (to_cf) {
+    folded_to.emplace(newname, rules());
     std::string existing;
-    err = resolve_locked(to, to_fd->get(), newname, &existing);
+    err = resolve(to, to_fd->get(), *folded_to, &existing);
     if (err != 0 && err != ENOENT) return err;
     if (err == 0) {
       if (flags & RENAME_NOREPLACE) return EEXIST;
       // Two spellings of one entry: the same file, so nothing to do (as on ext4).
       if (from.get() == to.get() && existing == source) {
-        invalidate_if_other_spelling(*from, name, source);
-        invalidate_if_other_spelling(*to, newname, existing);
+        forget_other_spellings(*from, *folded_from, source);
+        forget_other_spellings(*to, *folded_to, existing);
         return 0;
       }
       target = std::move(existing);  // replacing keeps the existing entry's spelling
     }
   }
-  err = as_caller(ctx, false, [&] {
+  err = callers_.as(ctx, false, [&] {
     return ::renameat2(from_fd->get(), source.c_str(), to_fd->get(), target.c_str(), flags) == 0
                ? 0
                : errno;
@@ -241,9 +250,9 @@ int Filesystem::rename(const Context& ctx, uint64_t parent, std::string_view nam
     if (from_cf) index_change(*from, from_fd->get(), {}, source);
     if (to_cf) index_change(*to, to_fd->get(), target, {});
   }
-  if (from_cf) invalidate_if_other_spelling(*from, name, source);
-  if (to_cf) note_change(*to, newname, target, false);
-  if (from_cf && (flags & RENAME_EXCHANGE)) note_kernel_entry(*from, name, false);
+  if (from_cf) forget_other_spellings(*from, *folded_from, source);
+  if (to_cf) note_change(*to, *folded_to, target, false);
+  if (from_cf && (flags & RENAME_EXCHANGE)) note_kernel_entry(*from, *folded_from, false);
   return 0;
 }
 

@@ -222,10 +222,6 @@ void op_readlink(fuse_req_t req, fuse_ino_t ino) {
   });
 }
 
-void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
-  guarded(req, [&] { fuse_reply_err(req, fsys(req).access(context(req), ino, mask)); });
-}
-
 void op_statfs(fuse_req_t req, fuse_ino_t ino) {
   guarded(req, [&] {
     struct statvfs st;
@@ -561,7 +557,6 @@ struct fuse_lowlevel_ops make_ops() {
   ops.getxattr = op_getxattr;
   ops.listxattr = op_listxattr;
   ops.removexattr = op_removexattr;
-  ops.access = op_access;
   ops.create = op_create;
   ops.ioctl = op_ioctl;
   ops.fallocate = op_fallocate;

@@ -280,15 +280,17 @@ bool UringTransport::patch_init_reply(struct iovec* iov, int count) {
 // Waits (briefly: they only make a ring and map a buffer) until every ring thread is ready or
 // has failed; true if all are ready.
 bool UringTransport::all_threads_ready() {
-  std::unique_lock lock(phase_mutex_);
-  phase_changed_.wait_for(lock, std::chrono::seconds(2),
-                          [this] { return prepared_ + failed_ >= thread_count_; });
+  MutexLock lock(phase_mutex_);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (prepared_ + failed_ < thread_count_) {
+    if (phase_changed_.wait_until(phase_mutex_, deadline) == std::cv_status::timeout) break;
+  }
   return prepared_ == thread_count_;
 }
 
 void UringTransport::set_phase(Phase phase) {
   {
-    std::lock_guard lock(phase_mutex_);
+    MutexLock lock(phase_mutex_);
     if (phase_ == Phase::kStop) return;
     phase_ = phase;
   }
@@ -298,14 +300,14 @@ void UringTransport::set_phase(Phase phase) {
 // In a ring thread, once ready: true when the INIT reply asked for the ring, false on stop()
 // or when it did not.
 bool UringTransport::wait_for_go() {
-  std::unique_lock lock(phase_mutex_);
-  phase_changed_.wait(lock, [this] { return phase_ != Phase::kPreparing; });
+  MutexLock lock(phase_mutex_);
+  while (phase_ == Phase::kPreparing) phase_changed_.wait(phase_mutex_);
   return phase_ == Phase::kGo;
 }
 
 void UringTransport::report_ready(bool ok, int err) {
   {
-    std::lock_guard lock(phase_mutex_);
+    MutexLock lock(phase_mutex_);
     ok ? ++prepared_ : ++failed_;
   }
   phase_changed_.notify_all();

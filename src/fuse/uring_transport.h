@@ -41,10 +41,11 @@
 #include <atomic>
 #include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "base/thread_safety.h"
 
 struct fuse_session;
 struct io_uring;
@@ -113,11 +114,11 @@ class UringTransport {
   std::vector<std::thread> threads_;
   int thread_count_ = 0;  // set before the threads start
 
-  std::mutex phase_mutex_;
-  std::condition_variable phase_changed_;
-  Phase phase_ = Phase::kPreparing;
-  int prepared_ = 0;  // threads with their ring and entry ready
-  int failed_ = 0;    // threads that could not get ready
+  Mutex phase_mutex_;
+  std::condition_variable_any phase_changed_;
+  Phase phase_ GUARDED_BY(phase_mutex_) = Phase::kPreparing;
+  int prepared_ GUARDED_BY(phase_mutex_) = 0;  // threads with their ring and entry ready
+  int failed_ GUARDED_BY(phase_mutex_) = 0;    // threads that could not get ready
 
   std::atomic<uint64_t> requests_{0};
   std::atomic<int> serving_{0};  // threads whose entry is registered (or on its way)

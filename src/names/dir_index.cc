@@ -278,10 +278,9 @@ std::string_view DirIndex::smallest_of(uint32_t group) {
   return name_at(g.members[g.smallest]);
 }
 
-std::optional<std::string> DirIndex::resolve(std::string_view name) {
-  unicode::KeyBuffer buf;
-  const std::string_view key = key_of(name, &buf);
-  const long at = find_slot(key, tag_of(key));
+std::optional<std::string> DirIndex::resolve(const FoldedName& folded) {
+  const std::string_view name = folded.name();
+  const long at = find_slot(folded.key(), static_cast<uint32_t>(folded.hash()));
   if (at < 0) return std::nullopt;
   const Slot& slot = slots_[static_cast<size_t>(at)];
   if (!(slot.ref & kGroupBit)) return std::string(name_at(slot.ref - 1));
@@ -290,11 +289,9 @@ std::optional<std::string> DirIndex::resolve(std::string_view name) {
   return std::string(smallest_of(group));
 }
 
-std::vector<std::string> DirIndex::equivalents(std::string_view name) const {
+std::vector<std::string> DirIndex::equivalents(const FoldedName& name) const {
   std::vector<std::string> out;
-  unicode::KeyBuffer buf;
-  const std::string_view key = key_of(name, &buf);
-  const long at = find_slot(key, tag_of(key));
+  const long at = find_slot(name.key(), static_cast<uint32_t>(name.hash()));
   if (at < 0) return out;
   const Slot& slot = slots_[static_cast<size_t>(at)];
   if (slot.ref & kGroupBit) {

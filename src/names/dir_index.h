@@ -25,14 +25,9 @@
 #include <string_view>
 #include <vector>
 
-#include "unicode/fold.h"
+#include "names/folded_name.h"
 
 namespace foldfs::names {
-
-struct FoldRules {
-  unicode::Version version = unicode::Version::kUtf8_12_1;
-  unicode::Strictness strictness = unicode::Strictness::kLenient;
-};
 
 class DirIndex {
  public:
@@ -52,11 +47,15 @@ class DirIndex {
   // The stored name `name` resolves to: itself when stored, else the bytewise smallest stored
   // equivalent (the documented rule for directories that hold several equivalent names).
   // nullopt when nothing matches. A name refused by the rules (strict, invalid UTF-8) only
-  // matches itself. Requires complete(). Not const: it caches a group's smallest name.
-  std::optional<std::string> resolve(std::string_view name);
+  // matches itself. Requires complete(). Not const: it caches a group's smallest name. `name`
+  // must be folded with this index's rules.
+  std::optional<std::string> resolve(const FoldedName& name);
+  std::optional<std::string> resolve(std::string_view name) {
+    return resolve(FoldedName(name, rules_));
+  }
 
   // Every stored name equivalent to `name` (including itself if stored), sorted bytewise.
-  std::vector<std::string> equivalents(std::string_view name) const;
+  std::vector<std::string> equivalents(const FoldedName& name) const;
 
   // Groups of two or more equivalent stored names, each sorted bytewise; groups sorted by
   // their first name.

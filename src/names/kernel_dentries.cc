@@ -8,7 +8,7 @@ uint64_t KernelDentries::spelling_hash(std::string_view spelling) {
   return unicode::key_hash(spelling) | 1;  // never kMany
 }
 
-bool KernelDentries::catch_up(uint64_t epoch) {
+bool KernelDentries::adopt_epoch(uint64_t epoch) {
   // A caller that observed an older epoch describes dentries the kernel already dropped.
   if (epoch < epoch_) return false;
   if (epoch > epoch_) {
@@ -20,8 +20,8 @@ bool KernelDentries::catch_up(uint64_t epoch) {
 
 bool KernelDentries::note(uint64_t epoch, uint64_t key_hash, std::string_view spelling) {
   const uint64_t h = spelling_hash(spelling);
-  std::lock_guard lock(mutex_);
-  if (!catch_up(epoch)) return true;
+  MutexLock lock(mutex_);
+  if (!adopt_epoch(epoch)) return true;
   auto it = by_key_.find(key_hash);
   if (it == by_key_.end()) {
     if (by_key_.size() >= kMaxKeys) return false;
@@ -34,8 +34,8 @@ bool KernelDentries::note(uint64_t epoch, uint64_t key_hash, std::string_view sp
 
 bool KernelDentries::may_hold_other(uint64_t epoch, uint64_t key_hash, std::string_view spelling) {
   const uint64_t h = spelling_hash(spelling);
-  std::lock_guard lock(mutex_);
-  if (!catch_up(epoch)) return true;  // be safe: invalidate
+  MutexLock lock(mutex_);
+  if (!adopt_epoch(epoch)) return true;  // be safe: invalidate
   auto it = by_key_.find(key_hash);
   if (it == by_key_.end()) return false;
   return it->second != h;

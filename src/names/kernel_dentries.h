@@ -18,9 +18,10 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <string_view>
 #include <unordered_map>
+
+#include "base/thread_safety.h"
 
 namespace foldfs::names {
 
@@ -29,17 +30,21 @@ class KernelDentries {
   static constexpr size_t kMaxKeys = 1 << 16;
 
   // Returns false when the record is full and nothing was noted.
-  bool note(uint64_t epoch, uint64_t key_hash, std::string_view spelling);
-  bool may_hold_other(uint64_t epoch, uint64_t key_hash, std::string_view spelling);
+  bool note(uint64_t epoch, uint64_t key_hash, std::string_view spelling) EXCLUDES(mutex_);
+  bool may_hold_other(uint64_t epoch, uint64_t key_hash, std::string_view spelling)
+      EXCLUDES(mutex_);
 
  private:
   static constexpr uint64_t kMany = 0;  // several spellings seen (spelling hashes are odd)
   static uint64_t spelling_hash(std::string_view spelling);
-  bool catch_up(uint64_t epoch);  // requires mutex_
+  // Takes `epoch` as current if it is newer (forgetting what older epochs noted); false when
+  // the caller's epoch is already past.
+  bool adopt_epoch(uint64_t epoch) REQUIRES(mutex_);
 
-  std::mutex mutex_;
-  uint64_t epoch_ = 0;                             // Guarded by mutex_.
-  std::unordered_map<uint64_t, uint64_t> by_key_;  // key hash -> spelling hash or kMany
+  Mutex mutex_;
+  uint64_t epoch_ GUARDED_BY(mutex_) = 0;
+  // key hash -> spelling hash, or kMany
+  std::unordered_map<uint64_t, uint64_t> by_key_ GUARDED_BY(mutex_);
 };
 
 }  // namespace foldfs::names

@@ -378,7 +378,7 @@ class Run {
         fail(trace_, "%s: get_flags says casefold=%d, the model %d", name(t), cf,
              expected_casefold(t));
       }
-      if (fs_->is_casefolded(t.ino) != cf) fail(trace_, "%s: is_casefolded disagrees", name(t));
+      if (fs_->casefolded(t.ino) != cf) fail(trace_, "%s: is_casefolded disagrees", name(t));
       if (t.is_dir && backing_xattr(t) != t.flag) {
         fail(trace_, "%s: the stored flag is %d, the model %d", name(t), !t.flag, t.flag);
       }

@@ -1190,9 +1190,9 @@ class Run {
              node.flag);
       }
       if (node.ino != 0 && known(d)) {
-        if (fs_->is_casefolded(node.ino) != cf(d)) {
-          fail(trace_, "%s: is_casefolded %d, the model %d", dname(d).c_str(),
-               fs_->is_casefolded(node.ino), cf(d));
+        if (fs_->casefolded(node.ino) != cf(d)) {
+          fail(trace_, "%s: casefolded %d, the model %d", dname(d).c_str(),
+               fs_->casefolded(node.ino), cf(d));
         }
         do_readdir(d, 64);
       }

@@ -51,7 +51,7 @@ struct Observed {
 class Worker {
  public:
   Worker(const Mount& m, int id, const std::vector<std::string>& dirs, Observed* stats)
-      : m_(m), id_(id), dirs_(dirs), rng_(static_cast<unsigned>(id * 7919 + 1)), stats_(stats) {
+      : m_(m), dirs_(dirs), rng_(static_cast<unsigned>(id * 7919 + 1)), stats_(stats) {
     for (const auto& d : dirs_) {
       for (int k = 0; k < 4; ++k)
         keys_.push_back(d + "/w" + std::to_string(id) + "key" + std::to_string(k));
@@ -183,7 +183,6 @@ class Worker {
   }
 
   const Mount& m_;
-  int id_;
   std::vector<std::string> dirs_;
   std::vector<std::string> keys_;
   std::map<std::string, State> model_;

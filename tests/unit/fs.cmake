@@ -3,6 +3,7 @@ add_executable(foldfs_fs_tests
   ${CMAKE_CURRENT_SOURCE_DIR}/fs_core_test.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/fs_fuzz_regressions_test.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/fs_interleaving_test.cc
+  ${CMAKE_CURRENT_SOURCE_DIR}/fs_parts_test.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/names_test.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/options_test.cc)
 target_link_libraries(foldfs_fs_tests PRIVATE foldfs_fs GTest::gtest_main)

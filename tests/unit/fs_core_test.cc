@@ -225,11 +225,11 @@ TEST_F(FsCoreTest, CasefoldFlagRules) {
   ASSERT_EQ(fs_->set_flags(ctx_, dir, flags | kCasefoldFlag), 0);
   ASSERT_EQ(fs_->get_flags(dir, &flags), 0);
   EXPECT_TRUE(flags & kCasefoldFlag);
-  EXPECT_TRUE(fs_->is_casefolded(dir));
+  EXPECT_TRUE(fs_->casefolded(dir));
 
   uint64_t sub = 0;
   ASSERT_EQ(mkdir(dir, "Sub", &sub), 0);
-  EXPECT_TRUE(fs_->is_casefolded(sub)) << "new subdirectories inherit the flag";
+  EXPECT_TRUE(fs_->casefolded(sub)) << "new subdirectories inherit the flag";
   EXPECT_EQ(fs_->set_flags(ctx_, dir, flags & ~kCasefoldFlag), ENOTEMPTY);
   ASSERT_EQ(fs_->get_flags(file, &flags), 0);
   EXPECT_FALSE(flags & kCasefoldFlag) << "files never show the flag";
@@ -239,7 +239,7 @@ TEST_F(FsCoreTest, CasefoldFlagRules) {
   open_fs();
   uint64_t again = 0;
   ASSERT_EQ(lookup(kRoot, "d", &again), 0);
-  EXPECT_TRUE(fs_->is_casefolded(again));
+  EXPECT_TRUE(fs_->casefolded(again));
   EXPECT_EQ(lookup(again, "SUB"), 0);
 }
 
@@ -255,7 +255,7 @@ TEST_F(FsCoreTest, FlagStorageIsInvisible) {
   EXPECT_EQ(fs_->getxattr(dir, "trusted.foldfs.casefold", 64, &value, &needed), ENODATA);
   EXPECT_EQ(fs_->setxattr(dir, "trusted.foldfs.casefold", "0", 0), EPERM);
   EXPECT_EQ(fs_->removexattr(dir, "trusted.foldfs.casefold"), EPERM);
-  EXPECT_TRUE(fs_->is_casefolded(dir));
+  EXPECT_TRUE(fs_->casefolded(dir));
 }
 
 // A request that carries only the casefold bit, or only a user flag, leaves the flags that belong
@@ -278,7 +278,7 @@ TEST_F(FsCoreTest, LayoutFlagsOfTheBackingFilesystemAreNeverAskedToChange) {
     GTEST_SKIP() << "the backing filesystem of /tmp shows no extents flag (not ext4)";
   }
   EXPECT_EQ(fs_->set_flags(ctx_, dir, kCasefoldFlag), 0);
-  EXPECT_TRUE(fs_->is_casefolded(dir));
+  EXPECT_TRUE(fs_->casefolded(dir));
   EXPECT_EQ(backing_flags("d"), dir_before) << "the directory's own flags changed";
   EXPECT_EQ(fs_->set_flags(ctx_, file, FS_NODUMP_FL), 0);
   EXPECT_EQ(backing_flags("f"), file_before | FS_NODUMP_FL);
@@ -353,7 +353,7 @@ TEST_F(FsCoreTest, IndexesStayWithinTheBudget) {
   }
   EXPECT_EQ(lookup(a, "NAME1"), 0);  // loads a's index
   EXPECT_EQ(lookup(b, "NAME1"), 0);  // loads b's: over budget, a's goes
-  EXPECT_GE(fs_->counters().index_evictions.load(), 1u);
+  EXPECT_GE(fs_->counter("index_evictions"), 1u);
   EXPECT_EQ(lookup(a, "NAME7"), 0);  // reloads on demand
   EXPECT_EQ(lookup(a, "NAME9"), ENOENT);
 }

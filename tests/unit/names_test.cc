@@ -98,8 +98,8 @@ TEST(DirIndex, ManySpellingsOfOneNameStayFastAndExact) {
   for (size_t i = 1; i + 2 < sorted.size(); ++i) index.erase(sorted[i]);
   EXPECT_EQ(index.size(), 2u);
   EXPECT_EQ(index.resolve("ABCDEFGHIJKLMNOP"), sorted[sorted.size() - 2]);
-  EXPECT_EQ(index.equivalents("x"), std::vector<std::string>{});
-  EXPECT_EQ(index.equivalents("abcdefghijklmnop"),
+  EXPECT_EQ(index.equivalents(FoldedName("x", FoldRules{})), std::vector<std::string>{});
+  EXPECT_EQ(index.equivalents(FoldedName("abcdefghijklmnop", FoldRules{})),
             (std::vector<std::string>{sorted[sorted.size() - 2], sorted.back()}));
   index.erase(sorted[sorted.size() - 2]);
   EXPECT_EQ(index.resolve("ABCDEFGHIJKLMNOP"), sorted.back());
@@ -126,7 +126,7 @@ TEST(DirIndex, GroupsOfEqualKeysFollowEveryChange) {
   // KELVIN SIGN folds to k: "\u212a1" and "k1" are one name.
   index.insert("K1");
   EXPECT_EQ(index.resolve("k1"), "K1");
-  EXPECT_EQ(index.equivalents("k1"), (std::vector<std::string>{"K1", "\u212a1"}));
+  EXPECT_EQ(index.equivalents(FoldedName("k1", FoldRules{})), (std::vector<std::string>{"K1", "\u212a1"}));
 }
 
 TEST(KernelDentries, OnlyOtherSpellingsNeedInvalidation) {

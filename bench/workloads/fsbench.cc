@@ -46,10 +46,6 @@
 
 #include "unicode/fold.h"
 
-#ifndef FS_CASEFOLD_FL
-#define FS_CASEFOLD_FL 0x40000000
-#endif
-
 namespace {
 
 using foldfs::unicode::KeyBuffer;

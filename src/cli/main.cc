@@ -21,7 +21,11 @@ void usage(FILE* out) {
       "       foldfs --help | --version\n"
       "\n"
       "mount options: casefold=flag|all, strict, allow_other, ro,\n"
-      "               entry_timeout=S, attr_timeout=S, negative_timeout=S\n"
+      "               entry_timeout=S, attr_timeout=S, negative_timeout=S,\n"
+      "               outside=watch|revalidate, uring=auto|on|off,\n"
+      "               and the mount's flags: [no]suid, [no]dev, [no]exec, atime, noatime,\n"
+      "               relatime, strictatime, [no]diratime, [no]symfollow, sync, async, dirsync\n"
+      "               (README.md has each one)\n"
       "unmount with: umount MOUNTPOINT  (or fusermount3 -u MOUNTPOINT)\n",
       out);
 }

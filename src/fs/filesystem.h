@@ -12,9 +12,10 @@
 //
 // Kernel dentry coherence (the contract; see docs/coherence.md): once an operation has
 // returned, no later lookup through the mount, with any spelling, sees an answer that
-// contradicts it. The kernel updates the dentry an operation names by itself; every other
-// dentry it may hold for the same key (another spelling, a negative entry, anything cached
-// under the rules before a casefold flip) is invalidated before the reply is sent, through
+// contradicts it. The kernel updates the dentry an operation names by itself (a create turns
+// its negative dentry positive, an unlink its positive one negative); every other dentry it may
+// hold for the same key (another spelling, positive or negative, as KernelCache's record says;
+// anything cached under the rules before a casefold flip) is invalidated before the reply, through
 // KernelNotifier::invalidate_all_dentries() (FUSE_NOTIFY_INC_EPOCH: takes no lock, so it is safe
 // inside a request handler, and every lookup that started earlier is tagged with the old epoch
 // by the kernel, which closes the lookup-vs-change race). Without that notification, nothing

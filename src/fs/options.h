@@ -42,7 +42,8 @@ struct Options {
   double negative_timeout = kAutoTimeout;  // negative_timeout=
   size_t fd_cache_capacity = 4096;
   // Names held by all directory indexes together before the least recently loaded indexes are
-  // dropped (they reload on demand). About 100 bytes + the name each: 4M names ~ 0.5 GiB.
+  // dropped (they reload on demand). About 20-40 bytes + the name each (bench/index_bench:
+  // heap_B_per_entry): 4M names of 20 bytes ~ 200 MiB.
   size_t index_budget = 4u << 20;
   // Flags of the mount (dev, nosuid, noexec, noatime, relatime, nodiratime, nosymfollow, sync,
   // dirsync, ... and their opposites), in the order given: the later of two opposites wins.
@@ -59,7 +60,8 @@ struct Options {
 // or false with a message in *error ("unknown option 'x'", "bad value for casefold: 'y'").
 bool parse_mount_options(std::string_view list, Options* out, std::string* error);
 
-// FUSE_SET_ATTR_* values, so that the fs core need not include libfuse.
+// FUSE_SET_ATTR_* values, so that the fs core need not include libfuse (src/fuse/adapter.cc
+// checks them against libfuse's with static_assert).
 inline constexpr int kSetAttrMode = 1 << 0;
 inline constexpr int kSetAttrUid = 1 << 1;
 inline constexpr int kSetAttrGid = 1 << 2;
@@ -68,6 +70,5 @@ inline constexpr int kSetAttrAtime = 1 << 4;
 inline constexpr int kSetAttrMtime = 1 << 5;
 inline constexpr int kSetAttrAtimeNow = 1 << 7;
 inline constexpr int kSetAttrMtimeNow = 1 << 8;
-inline constexpr int kSetAttrCtime = 1 << 10;
 
 }  // namespace foldfs::fs

@@ -1,6 +1,10 @@
-// The libfuse lowlevel adapter: unpacks each request, calls the fs core, packs the reply.
-// Nothing here decides filesystem behaviour. No exception crosses into libfuse: every handler
-// runs inside guarded(), which turns std::bad_alloc (and anything else) into an errno reply.
+// The libfuse lowlevel adapter: unpacks each request, calls the fs core, packs the reply. What the
+// reply carries besides the core's answer comes from the core too (timeouts, keep_cache from its
+// attribute timeout, EROFS for writes from its options); the adapter only moves file data (reads
+// and writes are spliced here, or read into an io_uring entry). No exception crosses into
+// libfuse: every handler that may allocate runs inside guarded(), which turns std::bad_alloc (and
+// anything else) into an errno reply; the others (forget, read, write, flush, release, fsync,
+// fallocate, lseek, copy_file_range, releasedir, fsyncdir) allocate nothing.
 #define FUSE_USE_VERSION 312
 #include "fuse/adapter.h"
 
@@ -20,6 +24,13 @@
 
 namespace foldfs::fuse {
 namespace {
+
+static_assert(fs::kSetAttrMode == FUSE_SET_ATTR_MODE && fs::kSetAttrUid == FUSE_SET_ATTR_UID &&
+              fs::kSetAttrGid == FUSE_SET_ATTR_GID && fs::kSetAttrSize == FUSE_SET_ATTR_SIZE &&
+              fs::kSetAttrAtime == FUSE_SET_ATTR_ATIME &&
+              fs::kSetAttrMtime == FUSE_SET_ATTR_MTIME &&
+              fs::kSetAttrAtimeNow == FUSE_SET_ATTR_ATIME_NOW &&
+              fs::kSetAttrMtimeNow == FUSE_SET_ATTR_MTIME_NOW);
 
 struct State {
   fs::Filesystem* fs;

@@ -50,7 +50,7 @@ using fs::Filesystem;
 using fuzz::errname;
 using fuzz::fail;
 
-constexpr uint32_t kCasefold = 0x40000000;
+constexpr uint32_t kCasefold = FS_CASEFOLD_FL;
 
 class Notifier : public fs::KernelNotifier {
  public:

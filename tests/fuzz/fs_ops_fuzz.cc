@@ -63,7 +63,7 @@ using fuzz::errname;
 using fuzz::fail;
 using fuzz::show;
 
-constexpr uint32_t kCasefold = 0x40000000;
+constexpr uint32_t kCasefold = FS_CASEFOLD_FL;
 
 const char* const kTokens[32] = {
     "a",

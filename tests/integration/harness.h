@@ -13,6 +13,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/fs.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -150,7 +151,7 @@ std::vector<std::string> list_xattrs(const std::string& path);
 ::testing::AssertionResult drop_caches();
 
 // The casefold inode flag, through the ioctls (FS_IOC_GETFLAGS / FS_IOC_SETFLAGS).
-inline constexpr unsigned kCasefoldFl = 0x40000000;  // FS_CASEFOLD_FL
+inline constexpr unsigned kCasefoldFl = FS_CASEFOLD_FL;
 // Flags of `path` (opened O_RDONLY, O_DIRECTORY if it's a dir); errno on failure.
 struct FlagsResult {
   Errno error;

@@ -39,7 +39,7 @@ int WineProbe(const std::string& dir) {
   int e = errno;
   ::close(fd);
   if (r < 0) return -e;
-  return (flags & 0x40000000) ? 1 : 0;
+  return (flags & FS_CASEFOLD_FL) ? 1 : 0;
 }
 
 // ---- casefold=flag (default) ------------------------------------------------------------------

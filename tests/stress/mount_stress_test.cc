@@ -308,7 +308,7 @@ TEST(MountStress, MixedOperationsOverCaseVariantsAgainstAModel) {
   mixed_operations_against_a_model("uring=off");
 }
 
-// The same over FUSE's io_uring transport: the ring's threads take the requests (one per CPU
+// The same over FUSE's io_uring transport: the ring's threads take the requests (two per CPU
 // queue and entry), the /dev/fuse threads still take FORGET and INTERRUPT.
 TEST(MountStress, MixedOperationsOverTheIoUringTransport) {
   KernelUringSwitch sw(true);

@@ -26,7 +26,7 @@
 namespace foldfs::fs {
 namespace {
 
-constexpr uint32_t kCasefoldFlag = 0x40000000;
+constexpr uint32_t kCasefoldFlag = FS_CASEFOLD_FL;
 
 // Records invalidations instead of talking to a kernel.
 class CountingNotifier : public KernelNotifier {

@@ -2,6 +2,7 @@
 // The fuzzer inputs that found them are kept in tests/fuzz/corpus/<target>/ (named after the
 // test). See docs/testing.md, "Fuzzing".
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -12,14 +13,12 @@
 #include <fstream>
 #include <string>
 
-#include <gtest/gtest.h>
-
 #include "fs/filesystem.h"
 
 namespace foldfs::fs {
 namespace {
 
-constexpr uint32_t kCasefoldFlag = 0x40000000;
+constexpr uint32_t kCasefoldFlag = FS_CASEFOLD_FL;
 
 class Notifier : public KernelNotifier {
  public:
@@ -51,7 +50,8 @@ class FuzzRegressionTest : public ::testing::Test {
     const int fd = ::open(p.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return;
     int cur = 0;
-    if (::ioctl(fd, FS_IOC_GETFLAGS, &cur) == 0 && cur != flags) ::ioctl(fd, FS_IOC_SETFLAGS, &flags);
+    if (::ioctl(fd, FS_IOC_GETFLAGS, &cur) == 0 && cur != flags)
+      ::ioctl(fd, FS_IOC_SETFLAGS, &flags);
     ::close(fd);
   }
   void open_fs(CasefoldMode mode, bool read_only = false) {
@@ -209,10 +209,12 @@ TEST_F(FuzzRegressionTest, OutsideRemovalIsSeenWithinTheTimeouts) {
       ASSERT_EQ(create(kRoot, "victim" + n), 0);
       ASSERT_EQ(create(kRoot, "mount" + n), 0);  // the index's stamp: the times after this
       ASSERT_EQ(::unlink((root_ + "/victim" + n).c_str()), 0);  // outside, at once
-      ::usleep(100 * 1000);  // past the timeouts
+      ::usleep(100 * 1000);                                     // past the timeouts
       const int e = create(kRoot, "VICTIM" + n);
-      if (e == EEXIST) ++missed;
-      else EXPECT_EQ(e, 0);
+      if (e == EEXIST)
+        ++missed;
+      else
+        EXPECT_EQ(e, 0);
     }
     EXPECT_EQ(missed, 0) << "outside removals not seen within the timeouts on " << base;
   }

@@ -6,6 +6,7 @@
 // forced interleavings, then a randomized run with many threads (this binary also runs under
 // ThreadSanitizer).
 #include <gtest/gtest.h>
+#include <linux/fs.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,7 +27,7 @@
 namespace foldfs::fs {
 namespace {
 
-constexpr uint32_t kCasefoldFlag = 0x40000000;
+constexpr uint32_t kCasefoldFlag = FS_CASEFOLD_FL;
 #if defined(__SANITIZE_THREAD__)
 constexpr int kRounds = 60;  // ThreadSanitizer makes each round ~30x slower
 #else

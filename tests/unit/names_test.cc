@@ -126,7 +126,8 @@ TEST(DirIndex, GroupsOfEqualKeysFollowEveryChange) {
   // KELVIN SIGN folds to k: "\u212a1" and "k1" are one name.
   index.insert("K1");
   EXPECT_EQ(index.resolve("k1"), "K1");
-  EXPECT_EQ(index.equivalents(FoldedName("k1", FoldRules{})), (std::vector<std::string>{"K1", "\u212a1"}));
+  EXPECT_EQ(index.equivalents(FoldedName("k1", FoldRules{})),
+            (std::vector<std::string>{"K1", "\u212a1"}));
 }
 
 TEST(KernelDentries, OnlyOtherSpellingsNeedInvalidation) {

@@ -101,6 +101,11 @@ bool apply_one(std::string_view opt, Options* out, std::string* error) {
       return bad_value();
     return true;
   }
+  if (name == "device") {
+    if (value.empty() || value.front() != '/') return bad_value();
+    out->device = std::string(value);
+    return true;
+  }
   if (name == "strict") return flag(&out->strict);
   if (name == "ro") return flag(&out->read_only);
   if (name == "allow_other") return flag(&out->allow_other);

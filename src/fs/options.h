@@ -50,6 +50,11 @@ struct Options {
   // Applied by the kernel to the mount as for any filesystem; the default is nosuid,nodev (and
   // the kernel's relatime). README lists them.
   std::vector<std::string> mount_flags;
+  // device=PATH: mount as fuseblk on this block device (otherwise unused; foldfs never reads or
+  // writes it) instead of an anonymous device, so that the mount's device number, and the
+  // filesystem UUID on the device, identify it across remounts. NFS servers tell filesystems
+  // apart by them (FUSE reports no f_fsid): docs/nfs.md.
+  std::string device;
   // Test-only (debug_no_invalidation): keep the timeouts but never invalidate kernel dentries.
   // This is the naive design the coherence tests must catch; never use it for real data.
   bool debug_no_invalidation = false;

@@ -70,6 +70,11 @@ int check_request(const MountRequest& r, std::string* backing, std::string* erro
              "': the mount would hide its own backing files";
     return 1;
   }
+  if (!r.options.device.empty() &&
+      (::stat(r.options.device.c_str(), &st) != 0 || !S_ISBLK(st.st_mode))) {
+    *error = "device=" + r.options.device + ": not a block device";
+    return 1;
+  }
   return 0;
 }
 
@@ -104,8 +109,12 @@ int run_mount(const MountRequest& request, std::string* error) {
   EpochNotifier notifier;
   filesystem->set_notifier(&notifier);
 
-  std::string opts =
-      "fsname=" + escape_option_value(backing) + ",subtype=foldfs,default_permissions";
+  // With device=, the kernel mounts a fuseblk superblock on that device (it holds the device
+  // exclusively while mounted; nothing reads or writes it) and shows it as the source.
+  std::string opts = request.options.device.empty()
+                         ? "fsname=" + escape_option_value(backing)
+                         : "blkdev,fsname=" + escape_option_value(request.options.device);
+  opts += ",subtype=foldfs,default_permissions";
   if (request.options.allow_other) opts += ",allow_other";
   if (request.options.read_only) opts += ",ro";
   opts += superblock_flag_options(request.options.mount_flags);

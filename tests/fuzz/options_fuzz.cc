@@ -4,9 +4,10 @@
 //  - no crash or sanitizer report;
 //  - it is accepted exactly when an independent reference grammar accepts it (README's option
 //    table: casefold=flag|all, outside=watch|revalidate, uring=auto|on|off, strict, ro,
-//    allow_other, debug_no_invalidation, *_timeout=<decimal digits and dots, at most 32 characters,
-//    at most 1e9>, generic mount(8) options and x-* ignored, no empty item), and yields the same
-//    Options, starting from the defaults and from a non-default base (options apply on top);
+//    allow_other, debug_no_invalidation, device=/<anything but a comma>, *_timeout=<decimal digits
+//    and dots, at most 32 characters, at most 1e9>, generic mount(8) options and x-* ignored, no
+//    empty item), and yields the same Options, starting from the defaults and from a non-default
+//    base (options apply on top);
 //  - a rejected list always leaves a non-empty message, the same one every time;
 //  - an accepted list yields valid Options (timeouts finite, >= 0, <= 1e9; enums in range; the
 //    fields no option names untouched), the same ones every time; its canonical rendering
@@ -53,15 +54,16 @@ bool same(const Options& a, const Options& b) {
          same_double(a.attr_timeout, b.attr_timeout) &&
          same_double(a.negative_timeout, b.negative_timeout) &&
          a.fd_cache_capacity == b.fd_cache_capacity && a.index_budget == b.index_budget &&
-         a.debug_no_invalidation == b.debug_no_invalidation && a.mount_flags == b.mount_flags;
+         a.debug_no_invalidation == b.debug_no_invalidation && a.mount_flags == b.mount_flags &&
+         a.device == b.device;
 }
 
 // --- the reference grammar -------------------------------------------------------------------
 
 // Directions to mount(8): accepted (with or without a value) and ignored.
 constexpr std::string_view kGeneric[] = {
-    "rw",     "defaults", "auto",  "noauto", "user",  "nouser", "users",
-    "nofail", "_netdev",  "owner", "group",  "loud",  "silent", "comment",
+    "rw",     "defaults", "auto",  "noauto", "user", "nouser", "users",
+    "nofail", "_netdev",  "owner", "group",  "loud", "silent", "comment",
 };
 // Flags of the mount: recorded in order, never with a value.
 constexpr std::string_view kMountFlags[] = {
@@ -105,6 +107,10 @@ bool ref_item(std::string_view item, Options* o) {
   }
   if (name == "uring" && has_value && (value == "auto" || value == "on" || value == "off")) {
     o->uring = value == "on" ? Uring::kOn : value == "off" ? Uring::kOff : Uring::kAuto;
+    return true;
+  }
+  if (name == "device" && has_value && !value.empty() && value[0] == '/') {
+    o->device = std::string(value);
     return true;
   }
   if (!has_value) {
@@ -165,6 +171,7 @@ std::string canonical(std::string_view list, const Options& o) {
   if (o.read_only) out += ",ro";
   if (o.allow_other) out += ",allow_other";
   if (o.debug_no_invalidation) out += ",debug_no_invalidation";
+  if (!o.device.empty()) out += ",device=" + o.device;
   // A timeout never given stays Options::kAutoTimeout, which has no rendering.
   auto timeout = [&](const char* name, double t) {
     if (t != Options::kAutoTimeout) out += std::string(",") + name + "=" + seconds_text(list, t);

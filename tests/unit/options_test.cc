@@ -21,6 +21,18 @@ TEST(MountOptions, ParsesEveryOption) {
   EXPECT_DOUBLE_EQ(o.negative_timeout, 10);
 }
 
+TEST(MountOptions, DeviceNamesAnAbsolutePath) {
+  Options o;
+  std::string error;
+  EXPECT_TRUE(o.device.empty());
+  ASSERT_TRUE(parse_mount_options("device=/dev/loop7", &o, &error)) << error;
+  EXPECT_EQ(o.device, "/dev/loop7");
+  EXPECT_FALSE(parse_mount_options("device=loop7", &o, &error));
+  EXPECT_EQ(error, "bad value for device: 'loop7'");
+  EXPECT_FALSE(parse_mount_options("device=", &o, &error));
+  EXPECT_FALSE(parse_mount_options("device", &o, &error));
+}
+
 TEST(MountOptions, TransportFollowsTheKernelUnlessGiven) {
   Options o;
   std::string error;

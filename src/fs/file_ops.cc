@@ -55,7 +55,7 @@ int Filesystem::create(const Context& ctx, uint64_t parent, std::string_view nam
 
   DirLock lock(*dir->dir, DirLock::kWrite);
   const bool casefold = casefolded(*dir);
-  if (int e = check_name(name, casefold); e != 0) return e;
+  if (int e = check_name(name, casefold, NameUse::kMake); e != 0) return e;
   std::string stored(name);
   bool exists = false;
   std::optional<names::FoldedName> folded;  // folded once per request, where names fold

@@ -51,7 +51,7 @@ Filesystem::Filesystem(const Options& options, UniqueFd root, const struct stat&
       root_fd_(std::move(root)),
       backing_path_(backing),
       ids_(root_st, root_handle, std::move(root_read)),
-      confinement_(backing, root_st.st_dev, root_st.st_ino),
+      confinement_(backing, root_fd_.get(), root_st.st_dev, root_st.st_ino),
       fds_(options.fd_cache_capacity),
       kernel_(options.debug_no_invalidation),
       budget_(options.index_budget) {}
@@ -316,10 +316,17 @@ int Filesystem::reconnect(uint64_t id, EntryOut* out) {
   const int raw = ids_.open(*handle, ids_.root_dev(), O_PATH | O_NOFOLLOW);
   if (raw < 0) return ESTALE;
   UniqueFd fd(raw);
+  // A file whose directory the kernel still holds is most likely found there.
+  auto likely = [this](const std::function<bool(int dirfd)>& visit) {
+    for (const auto& dir : inodes_.directories()) {
+      if (dir->backing_dev != ids_.root_dev()) continue;
+      int err = 0;
+      SharedFd dirfd = path_fd(dir, &err);
+      if (dirfd && visit(dirfd->get())) return;
+    }
+  };
   struct stat st;
-  if (::fstat(fd.get(), &st) != 0 || !confinement_.contains(fd.get(), S_ISDIR(st.st_mode))) {
-    return ESTALE;
-  }
+  if (::fstat(fd.get(), &st) != 0 || !confinement_.contains(fd.get(), st, likely)) return ESTALE;
   if (int e = enter_descriptor(std::move(fd), out); e != 0) return e;
   if (out->ino != id) {
     forget(out->ino, 1);
@@ -479,13 +486,15 @@ double Filesystem::entry_timeout_for(const Inode& dir, bool negative) const {
 // ---------------------------------------------------------------------------------------------
 // Names in casefolded directories
 
-int Filesystem::check_name(std::string_view name, bool casefold) const {
+int Filesystem::check_name(std::string_view name, bool casefold, NameUse use) const {
   if (name.empty()) return ENOENT;
   if (name.size() > unicode::kMaxNameBytes) return ENAMETOOLONG;
   if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos) {
     return EINVAL;
   }
-  if (casefold && options_.strict && !unicode::is_valid_utf8(name)) return EINVAL;
+  if (use == NameUse::kMake && casefold && options_.strict && !unicode::is_valid_utf8(name)) {
+    return EINVAL;
+  }
   return 0;
 }
 
@@ -660,7 +669,7 @@ int Filesystem::lookup(const Context&, uint64_t parent, std::string_view name, E
   take_in_outside_changes(*dir);
   DirLock lock(*dir->dir, DirLock::kRead);
   const bool casefold = casefolded(*dir);
-  if (int e = check_name(name, casefold); e != 0) return e;
+  if (int e = check_name(name, casefold, NameUse::kFind); e != 0) return e;
   std::string stored(name);
   std::optional<struct stat> exact_stat;    // the exact name's, when resolving had to stat it
   std::optional<names::FoldedName> folded;  // folded once per request, where names fold

@@ -235,7 +235,12 @@ class Filesystem : private OutsideWatch::Listener {
   double entry_timeout_for(const Inode& dir, bool negative) const;
 
   // --- Names in casefolded directories ---
-  int check_name(std::string_view name, bool casefold) const;
+  // Whether a request may use `name`: to find an existing name, or to make a new one. In strict
+  // casefolded directories, as on ext4, a name that is not valid UTF-8 cannot be made (EINVAL),
+  // but looking for one is no error: it is found only if it exists byte for byte (made outside
+  // the mount), else ENOENT.
+  enum class NameUse { kFind, kMake };
+  int check_name(std::string_view name, bool casefold, NameUse use) const;
   // The stored name `name` stands for: the exact spelling if stored, else the bytewise smallest
   // equivalent. Requires dir's ns_lock. *exact_stat (if given) gets the exact name's stat when
   // resolving had to take it.

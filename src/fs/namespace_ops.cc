@@ -70,7 +70,7 @@ int Filesystem::create_node(const Context& ctx, uint64_t parent, std::string_vie
 
   DirLock lock(*dir->dir, DirLock::kWrite);
   const bool casefold = casefolded(*dir);
-  if (int e = check_name(name, casefold); e != 0) return e;
+  if (int e = check_name(name, casefold, NameUse::kMake); e != 0) return e;
   const std::string created(name);
   std::optional<names::FoldedName> folded;  // folded once per request, where names fold
   if (casefold) {
@@ -164,7 +164,7 @@ int Filesystem::remove_node(const Context& ctx, uint64_t parent, std::string_vie
 
   DirLock lock(*dir->dir, DirLock::kWrite);
   const bool casefold = casefolded(*dir);
-  if (int e = check_name(name, casefold); e != 0) return e;
+  if (int e = check_name(name, casefold, NameUse::kFind); e != 0) return e;
   std::string stored(name);
   std::optional<names::FoldedName> folded;
   if (casefold) {
@@ -210,8 +210,8 @@ int Filesystem::rename(const Context& ctx, uint64_t parent, std::string_view nam
   TwoDirLock lock(*from, *to);
   const bool from_cf = casefolded(*from);
   const bool to_cf = casefolded(*to);
-  if (int e = check_name(name, from_cf); e != 0) return e;
-  if (int e = check_name(newname, to_cf); e != 0) return e;
+  if (int e = check_name(name, from_cf, NameUse::kFind); e != 0) return e;
+  if (int e = check_name(newname, to_cf, NameUse::kMake); e != 0) return e;
 
   std::optional<names::FoldedName> folded_from, folded_to;  // folded once per request
   std::string source(name);

@@ -400,7 +400,9 @@ class Run {
   unicode::Strictness strictness() const {
     return strict_ ? unicode::Strictness::kStrict : unicode::Strictness::kLenient;
   }
-  int check_name(int d, const std::string& n) const {
+  // Making a name that is not valid UTF-8 in a strict casefolded directory is refused; finding
+  // one is no error (it is found by its exact bytes, if it exists), as on ext4.
+  int check_make(int d, const std::string& n) const {
     return strict_ && cf(d) && !unicode::is_valid_utf8(n) ? EINVAL : 0;
   }
   // The stored name `n` stands for: itself, else (casefolded) the smallest equivalent.
@@ -541,7 +543,7 @@ class Run {
     int target = -1;
     if (!known(d)) {
       want = ESTALE;
-    } else if ((want = check_name(d, n)) == 0) {
+    } else if ((want = check_make(d, n)) == 0) {
       if (auto s = resolve(d, n)) {
         target = nodes_[d].entries[*s];
         const Kind k = nodes_[target].kind;
@@ -575,7 +577,7 @@ class Run {
   }
 
   void do_make(int d, const std::string& n, Kind kind) {
-    int want = known(d) ? check_name(d, n) : ESTALE;
+    int want = known(d) ? check_make(d, n) : ESTALE;
     if (want == 0 && resolve(d, n)) want = EEXIST;
     const uint64_t snapshot = kernel_.epoch;
     fs::EntryOut out;
@@ -599,7 +601,7 @@ class Run {
     int want = 0;
     if (!known(src) || !known(d)) {
       want = ESTALE;
-    } else if ((want = check_name(d, n)) == 0) {
+    } else if ((want = check_make(d, n)) == 0) {
       if (resolve(d, n))
         want = EEXIST;
       else if (nodes_[src].kind == Kind::kDir)
@@ -624,7 +626,7 @@ class Run {
   }
 
   void do_remove(int d, const std::string& n, bool dir) {
-    int want = known(d) ? check_name(d, n) : ESTALE;
+    int want = known(d) ? 0 : ESTALE;
     std::optional<std::string> s;
     if (want == 0) {
       s = resolve(d, n);
@@ -660,7 +662,7 @@ class Run {
       want = EINVAL;
     } else if (!known(d1) || !known(d2)) {
       want = ESTALE;
-    } else if ((want = check_name(d1, n1)) != 0 || (want = check_name(d2, n2)) != 0) {
+    } else if ((want = check_make(d2, n2)) != 0) {
     } else if (!(src = resolve(d1, n1))) {
       want = ENOENT;
       // The VFS never sends a rename whose source it did not find. The daemon checks the source
@@ -740,7 +742,7 @@ class Run {
   }
 
   void do_lookup(int d, const std::string& n) {
-    int want = known(d) ? check_name(d, n) : ESTALE;
+    int want = known(d) ? 0 : ESTALE;
     int target = -1;
     if (want == 0) {
       if (auto s = resolve(d, n))
@@ -1136,7 +1138,7 @@ class Run {
       }
       const auto& [dir_ino, name] = it->first;
       auto d = by_ino_.find(dir_ino);
-      if (d == by_ino_.end() || !nodes_[d->second].alive || check_name(d->second, name) != 0) {
+      if (d == by_ino_.end() || !nodes_[d->second].alive) {
         ++it;
         continue;
       }

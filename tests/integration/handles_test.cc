@@ -4,6 +4,7 @@
 // the coherence contract, and a handle naming something outside the backing tree is refused.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -87,6 +88,73 @@ TEST(FileHandles, SurviveRemountAndDroppedCaches) {
   EXPECT_EQ(::read(ffd, buf, sizeof(buf)), 4);
   EXPECT_STREQ(buf, "kept");
   ::close(ffd);
+}
+
+// Issue 13 §1: every kind of inode opens by its handle after any cache loss, after a daemon
+// restart, and after both, and the same inode comes back: the kernel drops its inodes and the
+// backing filesystem its dentries (drop_caches), so a file reached by handle is "disconnected"
+// and foldfs must place it inside the tree without a path (fs/confinement.h). Lookups by other
+// spellings around it follow its directory's rules.
+TEST(FileHandles, EveryKindOfInodeOpensByHandleAfterCacheLossAndRestarts) {
+  SKIP_WHERE_THE_BACKING_LACKS(kPersistentHandles);
+  Mount m;
+  ASSERT_EQ(::mkdir(m.bpath("Dir").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(m.bpath("Dir/Sub").c_str(), 0755), 0);
+  ASSERT_EQ(write_file(m.bpath("Dir/Sub/Regular.txt"), "regular"), Errno(0));
+  ASSERT_EQ(write_file(m.bpath("Dir/Linked.txt"), "linked"), Errno(0));
+  ASSERT_EQ(::link(m.bpath("Dir/Linked.txt").c_str(), m.bpath("Dir/Sub/Link2.txt").c_str()), 0);
+  ASSERT_EQ(::symlink("Sub/Regular.txt", m.bpath("Dir/Symlink").c_str()), 0);
+  ASSERT_EQ(::mkfifo(m.bpath("Dir/Fifo").c_str(), 0644), 0);
+  ASSERT_EQ(::mknod(m.bpath("Dir/Socket").c_str(), S_IFSOCK | 0644, 0), 0);
+  ASSERT_EQ(::mknod(m.bpath("Dir/Null").c_str(), S_IFCHR | 0666, makedev(1, 3)), 0);
+  const std::vector<std::string> kinds = {
+      "dir/sub/regular.TXT", "DIR/linked.txt", "dir/SYMLINK", "dir/FIFO",
+      "dir/socket",          "DIR/NULL",       "DIR/SUB"};
+  ASSERT_TRUE(m.start("casefold=all"));
+  std::vector<Handle> handles;
+  std::vector<ino_t> inodes;
+  for (const auto& k : kinds) {
+    handles.push_back(handle_of(m.path(k)));
+    ASSERT_FALSE(handles.back().empty()) << k;
+    inodes.push_back(must_lstat(m.path(k)).st_ino);
+  }
+  auto check_all = [&](const char* when) {
+    ASSERT_TRUE(drop_caches());
+    for (size_t i = 0; i < kinds.size(); ++i) {
+      SCOPED_TRACE(std::string(when) + ": " + kinds[i]);
+      const int fd = open_handle(m.mnt(), handles[i], O_PATH);
+      ASSERT_GE(fd, 0) << std::strerror(-fd);
+      struct stat st;
+      ASSERT_EQ(::fstat(fd, &st), 0);
+      EXPECT_EQ(st.st_ino, inodes[i]) << "another inode came back";
+      ::close(fd);
+    }
+    // The regular file reads, and its directory folds other spellings.
+    const int f = open_handle(m.mnt(), handles[0], O_RDONLY);
+    ASSERT_GE(f, 0) << std::strerror(-f);
+    char buf[16] = {};
+    EXPECT_EQ(::read(f, buf, sizeof buf), 7);
+    EXPECT_STREQ(buf, "regular");
+    ::close(f);
+    const int d = open_handle(m.mnt(), handles.back(), O_RDONLY | O_DIRECTORY);
+    ASSERT_GE(d, 0) << std::strerror(-d);
+    EXPECT_TRUE(exists_at(d, "REGULAR.txt"));
+    EXPECT_TRUE(exists_at(d, "link2.TXT"));
+    ::close(d);
+  };
+  check_all("after cache loss");
+  ASSERT_TRUE(m.unmount());
+  ASSERT_TRUE(m.start("casefold=all"));
+  check_all("after a restart and cache loss");
+  // A forged handle of a file next to the backing tree, on the same filesystem, stays refused
+  // after cache loss: no name inside the tree holds it.
+  ASSERT_EQ(write_file(m.tpath("secret"), "no"), Errno(0));
+  Handle forged = forge_fuse_handle(m.tpath("secret"), m.backing());
+  if (forged.empty()) return;  // another filesystem: nothing to forge
+  ASSERT_TRUE(drop_caches());
+  const int fd = open_handle(m.mnt(), forged, O_RDONLY);
+  EXPECT_LT(fd, 0) << "a file outside the tree was opened by a forged handle";
+  if (fd >= 0) ::close(fd);
 }
 
 TEST(FileHandles, AHandleOutsideTheBackingTreeIsRefused) {

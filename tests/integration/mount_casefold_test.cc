@@ -443,6 +443,33 @@ TEST_F(Generic556Strict, InvalidNamesAreRefusedWithEinvalInCasefoldedDir) {
   EXPECT_EQ(list_dir(m.bpath("strict")), std::vector<std::string>{"ok"});
 }
 
+// Looking up is not creating: as on ext4 with strict encoding, only making a name that is not
+// valid UTF-8 is refused (EINVAL); looking one up answers ENOENT, and one that exists (made
+// outside the mount) is found by its exact bytes.
+TEST_F(Generic556Strict, LookingUpAnInvalidNameIsNotAnErrorButMakingOneIs) {
+  ASSERT_NO_FATAL_FAILURE(MakeCasefoldedDir("strict"));
+  ASSERT_EQ(touch(P("strict/ok")), Errno(0));
+  for (const std::string& bad : {kBlob1, std::string("\xff")}) {
+    SCOPED_TRACE(printable(bad));
+    const std::string p = P("strict/" + bad);
+    struct stat st;
+    EXPECT_EQ(errno_of(::lstat(p.c_str(), &st)), Errno(ENOENT));
+    EXPECT_EQ(errno_of(::open(p.c_str(), O_RDONLY | O_CLOEXEC)), Errno(ENOENT));
+    EXPECT_EQ(errno_of(::access(p.c_str(), F_OK)), Errno(ENOENT));
+    EXPECT_EQ(errno_of(::unlink(p.c_str())), Errno(ENOENT));
+    EXPECT_EQ(errno_of(::rmdir(p.c_str())), Errno(ENOENT));
+    EXPECT_EQ(errno_of(::rename(p.c_str(), P("strict/new").c_str())), Errno(ENOENT));
+    EXPECT_EQ(errno_of(::open(p.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644)), Errno(EINVAL));
+    EXPECT_EQ(errno_of(::rename(P("strict/ok").c_str(), p.c_str())), Errno(EINVAL));
+  }
+  // Made outside the mount: found by its exact bytes, and can be removed.
+  ASSERT_EQ(write_file(m.bpath("strict/" + kBlob1), "outside"), Errno(0));
+  // Outside changes reach the kernel's cache a moment later (docs/coherence.md).
+  EXPECT_GE(seconds_until([&] { return read_file(P("strict/" + kBlob1)) == "outside"; }, 2s), 0);
+  EXPECT_EQ(errno_of(::unlink(P("strict/" + kBlob1).c_str())), Errno(0));
+  EXPECT_EQ(list_dir(m.bpath("strict")), std::vector<std::string>{"ok"});
+}
+
 TEST_F(Generic556Strict, InvalidNamesAreAllowedInCaseSensitiveDir) {
   ASSERT_NO_FATAL_FAILURE(Mkdir("plain"));
   EXPECT_EQ(touch(P("plain/" + kBlob1)), Errno(0));

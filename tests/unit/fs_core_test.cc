@@ -202,7 +202,7 @@ TEST_F(FsCoreTest, NameErrors) {
   EXPECT_EQ(create(kRoot, std::string(256, 'a')), ENAMETOOLONG);
   EXPECT_EQ(create(kRoot, std::string(255, 'a')), 0);
   EXPECT_EQ(create(kRoot, "bad\xff"), EINVAL);
-  EXPECT_EQ(lookup(kRoot, "bad\xff"), EINVAL);
+  EXPECT_EQ(lookup(kRoot, "bad\xff"), ENOENT);  // looking up is not making (as on ext4)
   EXPECT_EQ(lookup(kRoot, "a/b"), EINVAL);
 }
 

@@ -356,10 +356,13 @@ TEST(Confinement, OnlyWhatLiesBelowTheBackingRootIsInside) {
   ASSERT_EQ(::stat(top.path("backing").c_str(), &root), 0);
   char real[PATH_MAX];
   ASSERT_NE(::realpath(top.path("backing").c_str(), real), nullptr);
-  Confinement c(real, root.st_dev, root.st_ino);
-  auto inside = [&](const std::string& rel, bool dir) {
+  UniqueFd root_fd(::open(real, O_PATH | O_DIRECTORY | O_CLOEXEC));
+  Confinement c(real, root_fd.get(), root.st_dev, root.st_ino);
+  EXPECT_FALSE(c.whole_filesystem());
+  auto inside = [&](const std::string& rel, bool) {
     UniqueFd fd(::open(top.path(rel).c_str(), O_PATH | O_CLOEXEC));
-    return fd.valid() && c.contains(fd.get(), dir);
+    struct stat st;
+    return fd.valid() && ::fstat(fd.get(), &st) == 0 && c.contains(fd.get(), st);
   };
   EXPECT_TRUE(inside("backing", true));
   EXPECT_TRUE(inside("backing/d", true));
@@ -367,6 +370,24 @@ TEST(Confinement, OnlyWhatLiesBelowTheBackingRootIsInside) {
   EXPECT_FALSE(inside("outside", true));
   EXPECT_FALSE(inside("outside/f", false));
   EXPECT_FALSE(inside("", true)) << "the directory holding the backing tree";
+  // A file whose path says nothing (here: reached through a name outside the tree, as a file
+  // the backing filesystem forgot reads "/") is inside exactly when a name inside the tree
+  // holds it: the search finds backing/d/f for the hard link outside/twin, nothing for
+  // outside/f.
+  ASSERT_EQ(::link(top.path("backing/d/f").c_str(), top.path("outside/twin").c_str()), 0);
+  EXPECT_TRUE(inside("outside/twin", false));
+  EXPECT_FALSE(inside("outside/f", false));
+  // Searching the directories the caller names first finds it without walking the tree.
+  UniqueFd d(::open(top.path("backing/d").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd twin(::open(top.path("outside/twin").c_str(), O_PATH | O_CLOEXEC));
+  struct stat st;
+  ASSERT_EQ(::fstat(twin.get(), &st), 0);
+  int visited = 0;
+  EXPECT_TRUE(c.contains(twin.get(), st, [&](const std::function<bool(int)>& visit) {
+    ++visited;
+    visit(d.get());
+  }));
+  EXPECT_EQ(visited, 1);
 }
 
 }  // namespace

@@ -209,7 +209,7 @@ int Filesystem::enter(UniqueFd fd, const struct stat& st, const backing::FileHan
   {
     // Entering the table and placing the directory's watch mark are one step with respect to
     // FORGET, which removes both: an inode brought back by a racing lookup is watched again.
-    MutexLock marks(marks_mutex_);
+    MutexLock marks(marks_of(fresh->id));  // known and fresh have the same id
     inode = inodes_.acquire(same_file ? known : fresh, &changed, &inserted);
     if (inserted && inode->is_dir()) {
       watch_directory(*inode, inode->pinned_fd.valid() ? inode->pinned_fd.get() : fd.get());
@@ -290,7 +290,7 @@ int Filesystem::enter_open_file(Inode& parent, int fd, const struct stat& st, En
 }
 
 void Filesystem::forget(uint64_t ino, uint64_t nlookup) {
-  MutexLock marks(marks_mutex_);
+  MutexLock marks(marks_of(ino));
   auto removed = inodes_.release(ino, nlookup);
   if (!removed) return;
   fds_.erase(fd_cache_key(*removed));

@@ -23,8 +23,8 @@
 //
 // Lock order (each acquired before the ones below it):
 //   1. DirState::ns_lock of directories, by increasing node id when two are needed (rename)
-//   2. DirWatcher::read_mutex_ (OutsideWatch::deliver_queued(); the Listener takes 4), or
-//      marks_mutex_
+//   2. DirWatcher::read_mutex_ (OutsideWatch::deliver_queued(); the Listener takes 4), or one
+//      of marks_
 //   3. IndexBudget's mutex (other directories' index_lock only try-locked under it)
 //   4. DirState::index_lock
 //   5. leaf locks: InodeTable, FdCache, KernelDentries, NodeIds, OutsideWatch' pending queue
@@ -34,6 +34,7 @@
 #include <sys/statvfs.h>
 #include <sys/types.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -297,8 +298,10 @@ class Filesystem : private OutsideWatch::Listener {
   IndexBudget budget_;
   ListingDemand listing_;
   // Entering the table and placing a directory's watch mark are one step with respect to FORGET,
-  // which removes both.
-  Mutex marks_mutex_;
+  // which removes both. Per inode, not per mount: a burst of FORGETs (each may open a handle and
+  // remove a mark) does not hold up lookups of other inodes. The shard of `id` is marks_[id % n].
+  std::array<Mutex, 64> marks_;
+  Mutex& marks_of(uint64_t id) { return marks_[id % marks_.size()]; }
   std::unique_ptr<OutsideWatch> outside_;  // null unless outside changes are watched
   Counters counters_;
   std::function<std::string()> transport_stats_;

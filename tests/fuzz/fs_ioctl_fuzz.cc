@@ -41,6 +41,7 @@
 #include "backing/inode_flags.h"
 #include "fs/filesystem.h"
 #include "fuzz_support.h"
+#include "support/fake_kernel.h"
 
 namespace {
 
@@ -52,15 +53,7 @@ using fuzz::fail;
 
 constexpr uint32_t kCasefold = FS_CASEFOLD_FL;
 
-class Notifier : public fs::KernelNotifier {
- public:
-  bool can_invalidate_all() const override { return true; }
-  bool invalidate_all_dentries() override {
-    ++count;
-    return true;
-  }
-  int count = 0;
-};
+using Notifier = test_support::FakeKernel;
 
 struct Target {
   const char* path;  // relative to the backing root ("" for the root)
@@ -269,7 +262,7 @@ class Run {
     const uint32_t before = backing_flags(t);
     const bool was = expected_casefold(t);
     const bool empty = t.is_dir && backing_empty(t);
-    const int invalidations = notifier_.count;
+    const int invalidations = notifier_.invalidations();
     const int err = fs_->set_flags({}, t.ino, w);
     note("set_flags %s 0x%x -> %s", name(t), w, errname(err).c_str());
     if (!allowed_set_error(err))
@@ -295,7 +288,7 @@ class Run {
            after, w);
     }
     if (err == 0) {
-      if (t.is_dir && want != was && notifier_.count == invalidations) {
+      if (t.is_dir && want != was && notifier_.invalidations() == invalidations) {
         fail(trace_, "a flip did not invalidate the kernel's dentries");
       }
       if (t.is_dir && !all_) t.flag = want;

@@ -52,6 +52,7 @@
 
 #include "fs/filesystem.h"
 #include "fuzz_support.h"
+#include "support/fake_kernel.h"
 #include "unicode/fold.h"
 
 namespace {
@@ -112,15 +113,7 @@ bool trace_enabled() {
 }
 
 // The kernel side: counts invalidations (FUSE_NOTIFY_INC_EPOCH).
-class Kernel : public fs::KernelNotifier {
- public:
-  bool can_invalidate_all() const override { return true; }
-  bool invalidate_all_dentries() override {
-    ++epoch;
-    return true;
-  }
-  uint64_t epoch = 1;
-};
+using Kernel = test_support::FakeKernel;
 
 enum class Kind { kFile, kDir, kSymlink, kFifo };
 
@@ -557,7 +550,7 @@ class Run {
         if (want == 0 && ctx_.uid != 0 && nodes_[target].uid != ctx_.uid) want = EACCES;
       }
     }
-    const uint64_t snapshot = kernel_.epoch;
+    const uint64_t snapshot = kernel_.epoch();
     fs::EntryOut out;
     uint64_t fh = 0;
     const int err = fs_->create(ctx_, nodes_[d].ino, n, 0644,
@@ -579,7 +572,7 @@ class Run {
   void do_make(int d, const std::string& n, Kind kind) {
     int want = known(d) ? check_make(d, n) : ESTALE;
     if (want == 0 && resolve(d, n)) want = EEXIST;
-    const uint64_t snapshot = kernel_.epoch;
+    const uint64_t snapshot = kernel_.epoch();
     fs::EntryOut out;
     const char* what = kind == Kind::kDir ? "mkdir" : kind == Kind::kFifo ? "mknod" : "symlink";
     const int err = kind == Kind::kDir ? fs_->mkdir(ctx_, nodes_[d].ino, n, 0755, &out)
@@ -609,7 +602,7 @@ class Run {
       else if (ctx_.uid != 0 && nodes_[src].uid != ctx_.uid && protected_hardlinks())
         want = EPERM;  // links are made with the caller's ids: root's 0644 file is not theirs
     }
-    const uint64_t snapshot = kernel_.epoch;
+    const uint64_t snapshot = kernel_.epoch();
     fs::EntryOut out;
     const int err = fs_->link(ctx_, nodes_[src].ino, nodes_[d].ino, n, &out);
     note("link %s -> %s %s -> %s", nname(src).c_str(), dname(d).c_str(), show(n).c_str(),
@@ -713,7 +706,7 @@ class Run {
         }
       }
     }
-    const uint64_t snapshot = kernel_.epoch;
+    const uint64_t snapshot = kernel_.epoch();
     const int err = fs_->rename(ctx_, nodes_[d1].ino, n1, nodes_[d2].ino, n2, flags);
     note("rename %s %s -> %s %s flags %u -> %s", dname(d1).c_str(), show(n1).c_str(),
          dname(d2).c_str(), show(n2).c_str(), flags, errname(err).c_str());
@@ -750,7 +743,7 @@ class Run {
       else
         want = ENOENT;
     }
-    const uint64_t snapshot = kernel_.epoch;
+    const uint64_t snapshot = kernel_.epoch();
     fs::EntryOut out;
     const int err = fs_->lookup(ctx_, nodes_[d].ino, n, &out);
     note("lookup %s %s -> %s", dname(d).c_str(), show(n).c_str(), errname(err).c_str());
@@ -800,7 +793,7 @@ class Run {
 
   // readdirplus: every entry with a node id is a lookup, and the kernel caches it as a dentry.
   void do_readdirplus(int d, int chunk) {
-    const uint64_t snapshot = kernel_.epoch;
+    const uint64_t snapshot = kernel_.epoch();
     std::multiset<std::string> seen;
     off_t offset = 0;
     int err = 0;
@@ -878,13 +871,14 @@ class Run {
       want = on ? EOPNOTSUPP : 0;
     else if (on != cf(n))
       want = all_ ? EPERM : !nodes_[n].entries.empty() ? ENOTEMPTY : 0;
-    const uint64_t before = kernel_.epoch;
+    const uint64_t before = kernel_.epoch();
     err = fs_->set_flags(ctx_, nodes_[n].ino, on ? flags | kCasefold : flags & ~kCasefold);
     note("chattr %cF %s -> %s", on ? '+' : '-', nname(n).c_str(), errname(err).c_str());
     expect(err, want, "set_flags");
     if (err == 0 && is_dir && on != cf(n)) {
       nodes_[n].flag = on;
-      if (kernel_.epoch == before) fail(trace_, "a flip did not invalidate the kernel's dentries");
+      if (kernel_.epoch() == before)
+        fail(trace_, "a flip did not invalidate the kernel's dentries");
     }
   }
 
@@ -1132,7 +1126,7 @@ class Run {
   // Every cached answer still valid (its epoch current) must be what a lookup would answer now.
   void check_kernel_cache() {
     for (auto it = cache_.begin(); it != cache_.end();) {
-      if (it->second.epoch != kernel_.epoch) {
+      if (it->second.epoch != kernel_.epoch()) {
         it = cache_.erase(it);
         continue;
       }

@@ -447,26 +447,86 @@ void Process::kill() {
   wait(10s);
 }
 
-int run_as(uid_t uid, gid_t gid, const std::function<int()>& fn) {
-  pid_t pid = ::fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    if (::setgroups(0, nullptr) != 0) ::_exit(251);
-    if (::setresgid(gid, gid, gid) != 0) ::_exit(252);
-    if (::setresuid(uid, uid, uid) != 0) ::_exit(253);
-    int r = fn();
-    ::_exit(r & 0xff);
+namespace {
+
+// The child side: credentials, then fn. `c` null: stay root; `umask_value` negative: keep it.
+[[noreturn]] void become_and_run(const Caller* c, int umask_value, const std::function<int()>& fn) {
+  if (c) {
+    if (::setgroups(c->groups.size(), c->groups.data()) != 0) ::_exit(251);
+    if (::setresgid(c->gid, c->gid, c->gid) != 0) ::_exit(252);
+    if (::setresuid(c->uid, c->uid, c->uid) != 0) ::_exit(253);
   }
-  int pidfd = pidfd_open(pid);
+  if (umask_value >= 0) ::umask(static_cast<mode_t>(umask_value));
+  ::_exit(fn() & 0xff);
+}
+
+// Forks, runs fn there, and waits at most `timeout` (pidfd): fn's value, -1 if the child died,
+// kTimedOut if it had to be killed.
+int fork_and_wait(const Caller* c, int umask_value, const std::function<int()>& fn,
+                  std::chrono::milliseconds timeout) {
+  const pid_t pid = ::fork();
+  if (pid < 0) return -1;
+  if (pid == 0) become_and_run(c, umask_value, fn);
+  const int pidfd = pidfd_open(pid);
   int status = 0;
-  bool done = wait_child(pid, pidfd, 60s, &status);
+  const bool done = wait_child(pid, pidfd, timeout, &status);
   if (!done) {
     ::kill(pid, SIGKILL);
     wait_child(pid, pidfd, 10s, &status);
   }
   if (pidfd >= 0) ::close(pidfd);
-  if (!done || !WIFEXITED(status)) return -1;
-  return WEXITSTATUS(status);
+  if (!done) return kTimedOut;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+int run_as_caller(const Caller& c, const std::function<int()>& fn, mode_t umask_value,
+                  std::chrono::milliseconds timeout) {
+  const int r = fork_and_wait(&c, static_cast<int>(umask_value), fn, timeout);
+  return r == kTimedOut ? -1 : r;
+}
+
+int run_as(uid_t uid, gid_t gid, const std::function<int()>& fn) {
+  const Caller c{"", uid, gid, {}};
+  const int r = fork_and_wait(&c, -1, fn, 60s);
+  return r == kTimedOut ? -1 : r;
+}
+
+int run_bounded(const std::function<int()>& fn, std::chrono::milliseconds timeout) {
+  return fork_and_wait(nullptr, -1, fn, timeout);
+}
+
+std::string run_as_text(const Caller& c, const std::function<std::string()>& fn,
+                        mode_t umask_value) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return "<pipe failed>";
+  std::string out;
+  const int r = fork_and_wait(
+      &c, static_cast<int>(umask_value),
+      [&] {
+        ::close(fds[0]);
+        const std::string text = fn();
+        for (size_t off = 0; off < text.size();) {
+          const ssize_t n = ::write(fds[1], text.data() + off, text.size() - off);
+          if (n <= 0) return 254;
+          off += static_cast<size_t>(n);
+        }
+        return 0;
+      },
+      // The pipe is read after the child exits: it writes little (well under a pipe's 64 KiB).
+      60s);
+  ::close(fds[1]);
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fds[0]);
+  if (r != 0) return out + "<child failed: " + std::to_string(r) + ">";
+  return out;
 }
 
 // ---- files ----------------------------------------------------------------------------------
@@ -658,6 +718,16 @@ std::vector<std::string> list_xattrs(const std::string& path) {
   return ::testing::AssertionSuccess();
 }
 
+uint64_t machine_cache_drops() {
+  std::ifstream vmstat("/proc/vmstat");
+  std::string key;
+  uint64_t value = 0;
+  while (vmstat >> key >> value) {
+    if (key == "drop_slab") return value;
+  }
+  return 0;
+}
+
 FlagsResult get_inode_flags(const std::string& path) {
   FlagsResult r;
   struct stat st;
@@ -711,38 +781,6 @@ namespace {
 }
 RunResult chattr(const std::string& flag, const std::string& path) {
   return run({"chattr", flag, path});
-}
-
-void remove_tree(const std::string& path) {
-  if (path.empty() || path == "/") return;
-  ::nftw(
-      path.c_str(),
-      [](const char* p, const struct stat*, int type, struct FTW*) -> int {
-        if (type == FTW_DP || type == FTW_D)
-          ::rmdir(p);
-        else
-          ::unlink(p);
-        return 0;
-      },
-      64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-}
-
-TempDir::TempDir() {
-  char tmpl[] = "/tmp/foldfs-it.XXXXXX";
-  if (::mkdtemp(tmpl) == nullptr) {
-    ADD_FAILURE() << "mkdtemp: " << errno_name(errno);
-    return;
-  }
-  path_ = tmpl;
-  ::chmod(path_.c_str(), 0755);  // other uids (run_as) must be able to traverse it
-}
-
-TempDir::~TempDir() {
-  if (!path_.empty()) remove_tree(path_);
-}
-
-std::string TempDir::path(std::string_view rel) const {
-  return rel.empty() ? path_ : path_ + "/" + std::string(rel);
 }
 
 // ---- mounts ---------------------------------------------------------------------------------

@@ -27,6 +27,8 @@
 #include <string_view>
 #include <vector>
 
+#include "support/scratch_dir.h"
+
 namespace foldfs::itest {
 
 using namespace std::chrono_literals;
@@ -94,10 +96,29 @@ class Process {
   std::optional<RunResult> result_;
 };
 
-// Runs fn in a forked child as uid/gid (no supplementary groups) and returns its return value
-// (the child's exit status, 0..255), or -1 if the child died abnormally or hung for 60 s.
-// fn should return 0 for success or an errno value.
+// A caller identity: uid, primary gid, supplementary groups.
+struct Caller {
+  std::string name;  // for messages
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+};
+
+// Runs fn in a forked child with exactly these credentials (setgroups, setresgid, setresuid;
+// capabilities are dropped by the uid change) and umask, and returns fn's value (0..255), or -1
+// if the child died or hung for `timeout` (then it is killed). fn returns 0 or an errno value.
+int run_as_caller(const Caller& c, const std::function<int()>& fn, mode_t umask = 022,
+                  std::chrono::milliseconds timeout = 60s);
+// The same as uid/gid without supplementary groups, keeping the umask.
 int run_as(uid_t uid, gid_t gid, const std::function<int()>& fn);
+// fn in a forked child as root, bounded: its value (0..255), -1 if it died, kTimedOut if it had
+// to be killed after `timeout` (a call that hung).
+inline constexpr int kTimedOut = -2;
+int run_bounded(const std::function<int()>& fn, std::chrono::milliseconds timeout);
+// As run_as_caller, returning the text fn produced in the child (through a pipe), or
+// "<child failed ...>".
+std::string run_as_text(const Caller& c, const std::function<std::string()>& fn,
+                        mode_t umask = 022);
 
 // How long until `holds()` is true, polling every 5 ms; -1 after `limit`. For what the mount
 // shows a moment later by design (outside changes reach the kernel once the watcher processed
@@ -149,6 +170,10 @@ std::vector<std::string> list_xattrs(const std::string& path);
 
 // Flushes dentries and inodes: sync; echo 2 > /proc/sys/vm/drop_caches.
 ::testing::AssertionResult drop_caches();
+// How many times anyone on this machine has dropped the dentry caches (drop_slab in
+// /proc/vmstat). Tests that count what the kernel kept compare it across their window: ctest
+// runs other tests at the same time, and their drop_caches empties every mount's dentries.
+uint64_t machine_cache_drops();
 
 // The casefold inode flag, through the ioctls (FS_IOC_GETFLAGS / FS_IOC_SETFLAGS).
 inline constexpr unsigned kCasefoldFl = FS_CASEFOLD_FL;
@@ -165,21 +190,15 @@ Errno set_inode_flags(const std::string& path, unsigned flags);
 ::testing::AssertionResult LsattrShowsNoCasefold(const std::string& path);
 RunResult chattr(const std::string& flag, const std::string& path);  // chattr +F path
 
-// Deletes a tree without following symlinks or crossing mount points (nftw, FTW_PHYS|FTW_MOUNT).
-void remove_tree(const std::string& path);
+// Deletes a tree without following symlinks or crossing mount points.
+using test_support::remove_tree;
 
 // A temp dir /tmp/foldfs-it.XXXXXX (mode 0755) removed with everything in it on destruction.
-class TempDir {
+class TempDir : public test_support::ScratchDir {
  public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string path(std::string_view rel) const;
-
- private:
-  std::string path_;
+  TempDir() : ScratchDir("foldfs-it") {
+    if (!ok()) ADD_FAILURE() << "mkdtemp under /tmp failed";
+  }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -283,6 +302,30 @@ class Mount {
   std::unique_ptr<Process> fg_;
   RunResult start_result_;
   bool started_ = false;
+};
+
+std::string printable(std::string_view s);
+
+// A test with a foldfs mount started before it runs (MountOptions() may say how) and the
+// helpers the mount suites share.
+class MountedTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(m.start(MountOptions())); }
+  virtual std::string MountOptions() const { return ""; }
+  std::string P(const std::string& rel) const { return m.path(rel); }
+  void Mkdir(const std::string& rel) {
+    ASSERT_EQ(errno_of(::mkdir(P(rel).c_str(), 0755)), Errno(0)) << printable(rel);
+  }
+  void Chattr(const std::string& flag, const std::string& rel) {
+    RunResult r = chattr(flag, P(rel));
+    ASSERT_TRUE(r.ok()) << r;
+  }
+  // mkdir MNT/rel and `chattr +F` it.
+  void MakeCasefoldedDir(const std::string& rel) {
+    Mkdir(rel);
+    Chattr("+F", rel);
+  }
+  Mount m;
 };
 
 // `foldfs stats MNT` as name -> value (the daemon's counters: lookups, invalidations_sent, ...).

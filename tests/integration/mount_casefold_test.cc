@@ -14,28 +14,7 @@
 namespace foldfs::itest {
 namespace {
 
-class CasefoldTest : public ::testing::Test {
- protected:
-  void SetUp() override { ASSERT_TRUE(m.start(MountOptions())); }
-  virtual std::string MountOptions() const { return ""; }
-
-  // mkdir MNT/rel and `chattr +F` it.
-  void MakeCasefoldedDir(const std::string& rel) {
-    ASSERT_EQ(errno_of(::mkdir(m.path(rel).c_str(), 0755)), Errno(0)) << rel;
-    RunResult r = chattr("+F", m.path(rel));
-    ASSERT_TRUE(r.ok()) << r;
-  }
-  void Mkdir(const std::string& rel) {
-    ASSERT_EQ(errno_of(::mkdir(m.path(rel).c_str(), 0755)), Errno(0)) << printable(rel);
-  }
-  void Chattr(const std::string& flag, const std::string& rel) {
-    RunResult r = chattr(flag, m.path(rel));
-    ASSERT_TRUE(r.ok()) << r;
-  }
-  std::string P(const std::string& rel) const { return m.path(rel); }
-
-  Mount m;
-};
+using CasefoldTest = MountedTest;
 
 // ---- the four Unicode pairs of generic/556 (and plain ASCII case) ----------------------------
 

@@ -66,8 +66,8 @@ TEST(MountCli, ForegroundFlagStaysAttachedUntilUnmountThenExitsZero) {
   Mount m;
   ASSERT_TRUE(m.start_foreground({"-f"}));
   ASSERT_EQ(write_file(m.path("f.txt"), "x"), Errno(0));
-  std::this_thread::sleep_for(300ms);
-  EXPECT_TRUE(m.foreground()->running()) << "`foldfs mount -f` returned while mounted";
+  EXPECT_FALSE(m.foreground()->wait(300ms).has_value())
+      << "`foldfs mount -f` returned while mounted";
   ASSERT_TRUE(m.unmount());
   auto r = m.foreground()->wait(10s);
   ASSERT_TRUE(r.has_value()) << "`foldfs mount -f` still running after unmount";
@@ -77,15 +77,13 @@ TEST(MountCli, ForegroundFlagStaysAttachedUntilUnmountThenExitsZero) {
 TEST(MountCli, DebugFlagLogsRequestsToStderrAndStaysInForeground) {
   Mount m;
   ASSERT_TRUE(m.start_foreground({"-d"}));
-  std::this_thread::sleep_for(200ms);
-  size_t before = m.foreground()->err().size();
+  const size_t before = m.foreground()->err().size();
   ASSERT_EQ(write_file(m.path("logged.txt"), "x"), Errno(0));
   EXPECT_EQ(list_dir(m.path("")), std::vector<std::string>{"logged.txt"});
   EXPECT_TRUE(IsRegularFile(m.path("logged.txt")));
-  std::this_thread::sleep_for(200ms);
-  EXPECT_TRUE(m.foreground()->running()) << "`foldfs mount -d` did not stay in the foreground";
-  EXPECT_GT(m.foreground()->err().size(), before)
+  EXPECT_GE(seconds_until([&] { return m.foreground()->err().size() > before; }, 5s), 0)
       << "nothing was logged to stderr for create/readdir/getattr requests";
+  EXPECT_TRUE(m.foreground()->running()) << "`foldfs mount -d` did not stay in the foreground";
   ASSERT_TRUE(m.unmount());
   auto r = m.foreground()->wait(10s);
   ASSERT_TRUE(r.has_value());
@@ -250,8 +248,8 @@ void ExpectRefused(const std::vector<std::string>& argv, const std::string& moun
   }
   EXPECT_FALSE(r.err.empty()) << "no message on stderr: " << r;
   if (!mountpoint.empty()) {
-    std::this_thread::sleep_for(100ms);
-    bool mounted = is_mount_point(mountpoint);
+    // A daemon that went on in the background would mount within moments.
+    const bool mounted = seconds_until([&] { return is_mount_point(mountpoint); }, 100ms) >= 0;
     EXPECT_FALSE(mounted) << "something was mounted at " << mountpoint << " by " << r;
     EXPECT_TRUE(find_daemons(mountpoint).empty()) << "a daemon is running for " << mountpoint;
     if (mounted) run({"umount", "-l", mountpoint});

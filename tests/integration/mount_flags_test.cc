@@ -14,20 +14,7 @@ namespace {
 
 const std::string kFlagXattr = "trusted.foldfs.casefold";
 
-class FlagTest : public ::testing::Test {
- protected:
-  void SetUp() override { ASSERT_TRUE(m.start(MountOptions())); }
-  virtual std::string MountOptions() const { return ""; }
-  void Mkdir(const std::string& rel) {
-    ASSERT_EQ(errno_of(::mkdir(m.path(rel).c_str(), 0755)), Errno(0)) << rel;
-  }
-  void Chattr(const std::string& flag, const std::string& rel) {
-    RunResult r = chattr(flag, m.path(rel));
-    ASSERT_TRUE(r.ok()) << r;
-  }
-  std::string P(const std::string& rel) const { return m.path(rel); }
-  Mount m;
-};
+using FlagTest = MountedTest;
 
 // Wine's probe, verbatim: open the directory, FS_IOC_GETFLAGS, test FS_CASEFOLD_FL.
 // Returns 1 / 0 for the flag, or -errno.

@@ -15,16 +15,7 @@
 namespace foldfs::itest {
 namespace {
 
-class PosixTest : public ::testing::Test {
- protected:
-  void SetUp() override { ASSERT_TRUE(m.start(MountOptions())); }
-  virtual std::string MountOptions() const { return ""; }
-  std::string P(const std::string& rel) const { return m.path(rel); }
-  void Mkdir(const std::string& rel) {
-    ASSERT_EQ(errno_of(::mkdir(P(rel).c_str(), 0755)), Errno(0)) << rel;
-  }
-  Mount m;
-};
+using PosixTest = MountedTest;
 
 // ---- operations in directories without the flag ------------------------------------------------
 

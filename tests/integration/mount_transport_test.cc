@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <fstream>
 #include <iterator>
 #include <map>
 #include <random>
@@ -264,12 +265,24 @@ TEST(Transport, ADaemonKilledWithTheRingActiveLeavesErrorsNotHangs) {
   ASSERT_EQ(write_file(m.path("a"), "x"), Errno(0));
   ASSERT_FALSE(m.daemon_pids().empty());
   for (pid_t pid : m.daemon_pids()) ::kill(pid, SIGKILL);
-  std::this_thread::sleep_for(200ms);
+  // The daemons are gone once /proc no longer shows them running.
+  auto gone = [&] {
+    for (pid_t pid : m.daemon_pids()) {
+      std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+      std::string line;
+      if (std::getline(stat, line) && line.find(") Z") == std::string::npos) return false;
+    }
+    return true;
+  };
+  ASSERT_GE(seconds_until(gone, 10s), 0) << "the killed daemon is still running";
   const int child = ::fork();
   if (child == 0) {
     struct stat st;
     const int rc = ::lstat(m.path("b").c_str(), &st);
-    _exit(rc != 0 && errno == ENOTCONN ? 0 : 1);
+    // ECANCELED or ECONNABORTED while the kernel tears the ring and the connection down,
+    // ENOTCONN once it is gone (docs/guarantees.md).
+    const bool documented = errno == ENOTCONN || errno == ECONNABORTED || errno == ECANCELED;
+    _exit(rc == 0 ? 255 : documented ? 0 : errno);
   }
   int status = 0;
   bool done = false;
@@ -282,7 +295,8 @@ TEST(Transport, ADaemonKilledWithTheRingActiveLeavesErrorsNotHangs) {
     ::waitpid(child, &status, 0);
   }
   EXPECT_TRUE(done) << "a lookup on the dead mount hung";
-  EXPECT_TRUE(done && WIFEXITED(status) && WEXITSTATUS(status) == 0) << "not ENOTCONN";
+  EXPECT_TRUE(done && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "not one of the documented errors but " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
 }  // namespace

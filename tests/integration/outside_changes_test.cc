@@ -175,11 +175,17 @@ TEST(OutsideChanges, DefaultTimeoutsKeepAnswersInTheKernelWhenChangesArePushed) 
     ASSERT_TRUE(m.start("casefold=all,outside=" + outside));
     ASSERT_EQ(write_file(m.path("Texture.dds"), "x"), Errno(0));
     const std::vector<std::string> names = {"Texture.dds", "TEXTURE.DDS", "missing.dds"};
-    for (const auto& n : names) exists(m.path(n));
-    ::usleep(1500 * 1000);  // past the 1 s a polling design would use
-    const uint64_t before = stats_of(m)["lookups"];
-    for (const auto& n : names) exists(m.path(n));
-    const uint64_t reached = stats_of(m)["lookups"] - before;
+    // A drop_caches by a test running alongside voids the window; three tries bound it.
+    uint64_t reached = 0;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      const uint64_t drops = machine_cache_drops();
+      for (const auto& n : names) exists(m.path(n));
+      ::usleep(1500 * 1000);  // past the 1 s a polling design would use
+      const uint64_t before = stats_of(m)["lookups"];
+      for (const auto& n : names) exists(m.path(n));
+      reached = stats_of(m)["lookups"] - before;
+      if (machine_cache_drops() == drops) break;
+    }
     if (outside == "watch" && outside_changes_pushed(m)) {
       EXPECT_EQ(reached, 0u) << "the kernel asked again after 1.5 s";
     } else {

@@ -39,26 +39,6 @@ std::string content_hash(std::string_view bytes);
 // ---------------------------------------------------------------------------------------------
 // Callers.
 
-// A caller identity: uid, primary gid, supplementary groups.
-struct Caller {
-  std::string name;  // for messages
-  uid_t uid = 0;
-  gid_t gid = 0;
-  std::vector<gid_t> groups;
-};
-
-// Runs fn in a forked child with exactly these credentials (setgroups, setresgid, setresuid;
-// capabilities are dropped by the uid change) and umask, and returns fn's value (0..255), or -1
-// if the child died or hung for `timeout` (then it is killed).
-int run_as_caller(const Caller& c, const std::function<int()>& fn, mode_t umask = 022,
-                  std::chrono::milliseconds timeout = std::chrono::seconds(60));
-// fn in a forked child as root, bounded: its value (0..255), -1 if it died, kTimedOut if it
-// had to be killed after `timeout` (a call that hung).
-inline constexpr int kTimedOut = -2;
-int run_bounded(const std::function<int()>& fn, std::chrono::milliseconds timeout);
-// The same, returning the text fn produced in the child (through a pipe), or "<child failed>".
-std::string run_as_text(const Caller& c, const std::function<std::string()>& fn,
-                        mode_t umask = 022);
 // "OK" or the errno's name ("EACCES"): the vocabulary of the permission transcripts.
 std::string errno_text(int e);
 

@@ -22,31 +22,20 @@
 #include <thread>
 
 #include "fs/filesystem.h"
+#include "support/fake_kernel.h"
+#include "support/scratch_dir.h"
 
 namespace foldfs::fs {
 namespace {
 
 constexpr uint32_t kCasefoldFlag = FS_CASEFOLD_FL;
 
-// Records invalidations instead of talking to a kernel.
-class CountingNotifier : public KernelNotifier {
- public:
-  bool can_invalidate_all() const override { return true; }
-  bool invalidate_all_dentries() override {
-    ++count;
-    return true;
-  }
-  std::atomic<int> count{0};
-};
-
 class FsCoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/foldfs-core.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
+    ASSERT_TRUE(scratch_.ok());
+    root_ = scratch_.path();
   }
-  void TearDown() override { std::filesystem::remove_all(root_); }
 
   void open_fs(Options options = {}) {
     int err = 0;
@@ -104,7 +93,8 @@ class FsCoreTest : public ::testing::Test {
 
   std::string root_;
   std::unique_ptr<Filesystem> fs_;
-  CountingNotifier notifier_;
+  test_support::ScratchDir scratch_{"foldfs-core"};
+  test_support::FakeKernel notifier_;
   Context ctx_;  // root, umask 0
   static constexpr uint64_t kRoot = Filesystem::kRootId;
 };
@@ -327,11 +317,11 @@ TEST_F(FsCoreTest, WatchModeSeesOtherProcessesChanges) {
   fs_->start_services();
   ASSERT_TRUE(fs_->watching());
   EXPECT_EQ(lookup(kRoot, "OUTSIDE"), ENOENT);  // loads the index
-  const int before = notifier_.count;
+  const int before = notifier_.invalidations();
   // A change that returned before the lookup is seen by it: no waiting for the watcher thread.
   in_other_process([&] { backing_touch("outside"); });
   EXPECT_EQ(lookup(kRoot, "OUTSIDE"), 0);
-  EXPECT_GT(notifier_.count, before) << "the kernel must forget what it cached";
+  EXPECT_GT(notifier_.invalidations(), before) << "the kernel must forget what it cached";
   in_other_process([&] { std::filesystem::remove(root_ + "/outside"); });
   EXPECT_EQ(lookup(kRoot, "OUTSIDE"), ENOENT);
   in_other_process([&] { backing_touch("Outside"); });
@@ -399,9 +389,9 @@ TEST_F(FsCoreTest, ReaddirplusCountsLookupsAndMarksTheListing) {
   EXPECT_NE(listed["Sub"], 0u) << "subdirectories always come with attributes";
   // The kernel now holds "Sub" (and "foo" if it came with attributes): removing it through
   // another spelling must invalidate.
-  const int before = notifier_.count;
+  const int before = notifier_.invalidations();
   ASSERT_EQ(fs_->unlink(ctx_, kRoot, "FOO"), 0);
-  EXPECT_GT(notifier_.count, before);
+  EXPECT_GT(notifier_.invalidations(), before);
 }
 
 // Files come with attributes only while programs show they use them: a fresh daemon lists
@@ -447,9 +437,9 @@ TEST_F(FsCoreTest, ListingsGiveFileAttributesWhileProgramsUseThem) {
 TEST_F(FsCoreTest, MissThenCreateOfAnotherSpellingInvalidates) {
   open_all();
   EXPECT_EQ(lookup(kRoot, "FOO"), ENOENT);  // the kernel may now cache a miss for "FOO"
-  const int before = notifier_.count;
+  const int before = notifier_.invalidations();
   ASSERT_EQ(create(kRoot, "foo"), 0);
-  EXPECT_GT(notifier_.count, before);
+  EXPECT_GT(notifier_.invalidations(), before);
   EXPECT_EQ(lookup(kRoot, "FOO"), 0);
 }
 
@@ -458,18 +448,18 @@ TEST_F(FsCoreTest, SameSpellingNeedsNoInvalidation) {
   EXPECT_EQ(lookup(kRoot, "foo"), ENOENT);
   ASSERT_EQ(create(kRoot, "foo"), 0);
   ASSERT_EQ(lookup(kRoot, "foo"), 0);
-  const int before = notifier_.count;
+  const int before = notifier_.invalidations();
   ASSERT_EQ(fs_->unlink(ctx_, kRoot, "foo"), 0);
-  EXPECT_EQ(notifier_.count, before) << "the kernel updates the dentry it operated on";
+  EXPECT_EQ(notifier_.invalidations(), before) << "the kernel updates the dentry it operated on";
 }
 
 TEST_F(FsCoreTest, UnlinkThroughAnotherSpellingInvalidates) {
   open_all();
   ASSERT_EQ(create(kRoot, "foo"), 0);
   ASSERT_EQ(lookup(kRoot, "Foo"), 0);  // the kernel may now hold "Foo" (and "foo")
-  const int before = notifier_.count;
+  const int before = notifier_.invalidations();
   ASSERT_EQ(fs_->unlink(ctx_, kRoot, "FOO"), 0);
-  EXPECT_GT(notifier_.count, before);
+  EXPECT_GT(notifier_.invalidations(), before);
   EXPECT_EQ(lookup(kRoot, "Foo"), ENOENT);
 }
 
@@ -478,19 +468,15 @@ TEST_F(FsCoreTest, CasefoldFlipAlwaysInvalidates) {
   uint64_t dir = 0;
   ASSERT_EQ(mkdir(kRoot, "d", &dir), 0);
   EXPECT_EQ(lookup(dir, "FOO"), ENOENT);  // a miss under case-sensitive rules
-  const int before = notifier_.count;
+  const int before = notifier_.invalidations();
   ASSERT_EQ(fs_->set_flags(ctx_, dir, kCasefoldFlag), 0);
-  EXPECT_GT(notifier_.count, before);
+  EXPECT_GT(notifier_.invalidations(), before);
   ASSERT_EQ(create(dir, "foo"), 0);
   EXPECT_EQ(lookup(dir, "FOO"), 0);
 }
 
 TEST_F(FsCoreTest, WithoutInvalidationCasefoldedAnswersAreNotCached) {
-  class NoNotifier : public KernelNotifier {
-   public:
-    bool can_invalidate_all() const override { return false; }
-    bool invalidate_all_dentries() override { return false; }
-  } none;
+  test_support::FakeKernel none(/*has_epochs=*/false);
   open_all();
   fs_->set_notifier(&none);
   ASSERT_EQ(create(kRoot, "foo"), 0);
@@ -526,15 +512,14 @@ namespace {
 // two) enter the same inode from two threads; under ThreadSanitizer a descriptor written after
 // the inode became visible is a data race.
 TEST(FsNoHandles, InodesAreEnteredWholeBeforeOtherThreadsSeeThem) {
-  char tmpl[] = "/tmp/foldfs-overlay.XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  const std::string base = tmpl;
+  test_support::ScratchDir scratch("foldfs-overlay");
+  ASSERT_TRUE(scratch.ok());
+  const std::string& base = scratch.path();
   for (const char* d : {"/lower", "/upper", "/work", "/mnt"})
     ASSERT_EQ(::mkdir((base + d).c_str(), 0755), 0);
   const std::string options =
       "lowerdir=" + base + "/lower,upperdir=" + base + "/upper,workdir=" + base + "/work";
   if (::mount("overlay", (base + "/mnt").c_str(), "overlay", 0, options.c_str()) != 0) {
-    std::filesystem::remove_all(base);
     GTEST_SKIP() << "cannot mount an overlay here: " << std::strerror(errno);
   }
   {
@@ -568,7 +553,6 @@ TEST(FsNoHandles, InodesAreEnteredWholeBeforeOtherThreadsSeeThem) {
     EXPECT_EQ(failures, 0);
   }
   ::umount2((base + "/mnt").c_str(), MNT_DETACH);
-  std::filesystem::remove_all(base);
 }
 
 }  // namespace

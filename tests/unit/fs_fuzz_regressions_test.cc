@@ -14,37 +14,33 @@
 #include <string>
 
 #include "fs/filesystem.h"
+#include "support/fake_kernel.h"
+#include "support/scratch_dir.h"
 
 namespace foldfs::fs {
 namespace {
 
 constexpr uint32_t kCasefoldFlag = FS_CASEFOLD_FL;
 
-class Notifier : public KernelNotifier {
- public:
-  bool can_invalidate_all() const override { return true; }
-  bool invalidate_all_dentries() override { return true; }
-};
-
 class FuzzRegressionTest : public ::testing::Test {
  protected:
   // `base`: where the backing directory lives. Most tests use /tmp (as the other core tests);
   // a test about timestamps also runs on /dev/shm (tmpfs) when it is there.
   void make_root(const std::string& base = "/tmp") {
-    std::string tmpl = base + "/foldfs-fuzzreg.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    roots_.push_back(tmpl);
-    root_ = tmpl;
+    roots_.push_back(std::make_unique<test_support::ScratchDir>("foldfs-fuzzreg", base));
+    ASSERT_TRUE(roots_.back()->ok());
+    root_ = roots_.back()->path();
   }
   void SetUp() override { make_root(); }
   void TearDown() override {
     fs_.reset();
     for (const auto& r : roots_) {
-      // Tests set the immutable flag: clear it everywhere before removing.
-      for (auto& e : std::filesystem::recursive_directory_iterator(r)) set_raw_flags(e.path(), 0);
-      set_raw_flags(r, 0);
-      std::filesystem::remove_all(r);
+      // Tests set the immutable flag: clear it everywhere before the tree goes.
+      for (auto& e : std::filesystem::recursive_directory_iterator(r->path()))
+        set_raw_flags(e.path(), 0);
+      set_raw_flags(r->path(), 0);
     }
+    roots_.clear();
   }
   static void set_raw_flags(const std::filesystem::path& p, int flags) {
     const int fd = ::open(p.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
@@ -101,10 +97,10 @@ class FuzzRegressionTest : public ::testing::Test {
     ASSERT_EQ(::utimensat(AT_FDCWD, root_.c_str(), times, 0), 0);
   }
 
-  std::vector<std::string> roots_;
+  std::vector<std::unique_ptr<test_support::ScratchDir>> roots_;
   std::string root_;
   std::unique_ptr<Filesystem> fs_;
-  Notifier notifier_;
+  test_support::FakeKernel notifier_;
   Context ctx_;
   static constexpr uint64_t kRoot = Filesystem::kRootId;
 };

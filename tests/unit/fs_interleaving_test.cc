@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "fs/filesystem.h"
+#include "support/scratch_dir.h"
 
 namespace foldfs::fs {
 namespace {
@@ -131,9 +132,8 @@ class Gate {
 class InterleavingTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/foldfs-interleave.XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
+    ASSERT_TRUE(scratch_.ok());
+    root_ = scratch_.path();
     int err = 0;
     Options o;
     o.entry_timeout = o.negative_timeout = 60;
@@ -144,10 +144,7 @@ class InterleavingTest : public ::testing::Test {
     ASSERT_EQ(fs_->mkdir(Context{}, Filesystem::kRootId, "d", 0755, &out), 0);
     dir_ = out.ino;
   }
-  void TearDown() override {
-    fs_.reset();
-    std::filesystem::remove_all(root_);
-  }
+  void TearDown() override { fs_.reset(); }
 
   int create(const std::string& name) {
     KernelModel::ExclusiveVfsLock vfs(kernel_, true);
@@ -177,6 +174,7 @@ class InterleavingTest : public ::testing::Test {
   // the VFS lock would forbid; they exercise the daemon's own lock instead.
   bool unlocked_flip_ = false;
 
+  test_support::ScratchDir scratch_{"foldfs-interleave"};
   std::string root_;
   std::unique_ptr<Filesystem> fs_;
   KernelModel kernel_;

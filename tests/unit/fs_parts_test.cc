@@ -27,6 +27,8 @@
 #include "fs/listing_demand.h"
 #include "fs/node_ids.h"
 #include "fs/outside_watch.h"
+#include "support/fake_kernel.h"
+#include "support/scratch_dir.h"
 
 namespace foldfs::fs {
 namespace {
@@ -41,22 +43,7 @@ FileHandle raw_handle(int type, std::vector<unsigned char> bytes) {
   return h;
 }
 
-// A scratch directory for one test, removed with everything in it.
-class Scratch {
- public:
-  Scratch() {
-    char tmpl[] = "/tmp/foldfs-parts.XXXXXX";
-    if (::mkdtemp(tmpl)) path_ = tmpl;
-  }
-  ~Scratch() {
-    if (!path_.empty()) std::filesystem::remove_all(path_);
-  }
-  const std::string& path() const { return path_; }
-  std::string path(const std::string& rel) const { return path_ + "/" + rel; }
-
- private:
-  std::string path_;
-};
+using Scratch = test_support::ScratchDir;
 
 // --- the handle codec ---------------------------------------------------------------------
 
@@ -161,25 +148,7 @@ TEST(NodeIds, OtherFilesystemsGetDeviceIdsAndTheirOwnDescriptorForHandles) {
 
 // --- the kernel's cache -------------------------------------------------------------------
 
-class CountingNotifier : public KernelNotifier {
- public:
-  explicit CountingNotifier(bool can = true) : can_(can) {}
-  bool can_invalidate_all() const override { return can_; }
-  bool invalidate_all_dentries() override {
-    ++all;
-    return true;
-  }
-  void invalidate_inode(uint64_t ino) override {
-    std::lock_guard lock(m);
-    inodes.push_back(ino);
-  }
-  std::atomic<int> all{0};
-  std::mutex m;
-  std::vector<uint64_t> inodes;
-
- private:
-  bool can_;
-};
+using CountingNotifier = test_support::FakeKernel;
 
 TEST(KernelCache, ForgetsEverythingOnlyWhenTheKernelMayHoldAnotherSpelling) {
   CountingNotifier notifier;
@@ -190,14 +159,14 @@ TEST(KernelCache, ForgetsEverythingOnlyWhenTheKernelMayHoldAnotherSpelling) {
   names::FoldedName foo("foo", rules), FOO("FOO", rules);
   cache.noted(record, foo);
   cache.forget_other_spellings(record, ~0ull, foo, "foo");
-  EXPECT_EQ(notifier.all, 0) << "the kernel holds only the spelling the change used";
+  EXPECT_EQ(notifier.invalidations(), 0) << "the kernel holds only the spelling the change used";
   cache.forget_other_spellings(record, ~0ull, FOO, "foo");
-  EXPECT_EQ(notifier.all, 1) << "it holds foo, the change used FOO";
+  EXPECT_EQ(notifier.invalidations(), 1) << "it holds foo, the change used FOO";
   EXPECT_EQ(cache.epoch(), 1u);
   // A listing gave the kernel every stored name at this epoch: another spelling of a stored name
   // must be forgotten although nothing was noted.
   cache.forget_other_spellings(record, cache.epoch(), FOO, "foo");
-  EXPECT_EQ(notifier.all, 2);
+  EXPECT_EQ(notifier.invalidations(), 2);
   EXPECT_EQ(cache.forgets_sent(), 2u);
   EXPECT_EQ(cache.changes_checked(), 3u);
 }
@@ -212,7 +181,7 @@ TEST(KernelCache, TheNaiveModeAndKernelsWithoutEpochsNeverForget) {
   EXPECT_FALSE(old_kernel.can_forget());
   naive.forget_everything();
   old_kernel.forget_everything();
-  EXPECT_EQ(can.all + cannot.all, 0);
+  EXPECT_EQ(can.invalidations() + cannot.invalidations(), 0);
 }
 
 // --- the index budget ---------------------------------------------------------------------
@@ -332,15 +301,11 @@ TEST(OutsideWatch, ChangesOfOtherProcessesAreDeliveredBeforeDeliverQueuedReturns
   watch->invalidate_inodes({7, 7, 9});
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   for (;;) {
-    {
-      std::lock_guard lock(notifier.m);
-      if (notifier.inodes.size() >= 2) break;
-    }
+    if (notifier.invalidated_inodes().size() >= 2) break;
     ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "invalidations never sent";
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  std::lock_guard lock(notifier.m);
-  EXPECT_EQ(notifier.inodes, (std::vector<uint64_t>{7, 9}));
+  EXPECT_EQ(notifier.invalidated_inodes(), (std::vector<uint64_t>{7, 9}));
 }
 
 // --- confinement --------------------------------------------------------------------------

@@ -299,379 +299,437 @@ class ModelRun {
 
   // ---- one random operation ----
 
-  std::string Step() {
-    Obj& d = random_dir();
-    const std::string dp = path_of(d);
-    Name n = pick_name(d);
-    const std::string p = dp + "/" + n.spelling;
-    Entry* e = find(d, n);
-    const unsigned pick = R(100);
-    auto count = [&](const char* op) { op_counts_[op]++; };
+  // Where an operation acts: a directory of the model, a name in it (respelled or new), the path
+  // the caller uses, and the model's entry for that name if it has one.
+  struct Target {
+    Obj& d;
+    std::string dp;
+    Name n;
+    std::string p;
+    Entry* e;
+  };
+  using Operation = std::string (ModelRun::*)(Target&);
+  struct WeightedOperation {
+    unsigned percent;
+    Operation run;
+  };
+  static const WeightedOperation kOperations[];
 
-    if (pick < 7) {  // create O_EXCL
-      count("create");
-      note("create " + printable(p));
-      if (count_entries(*root_) > 250) return "";
-      const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-      const int got = fd < 0 ? errno : 0;
+  std::string Step();
+
+  void count(const char* op) { op_counts_[op]++; }
+
+  // Create O_EXCL.
+  std::string Create(Target& t) {
+    auto& [d, dp, n, p, e] = t;
+    count("create");
+    note("create " + printable(p));
+    if (count_entries(*root_) > 250) return "";
+    const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    const int got = fd < 0 ? errno : 0;
+    if (fd >= 0) ::close(fd);
+    const int want = e ? EEXIST : 0;
+    if (auto s = expect("create " + printable(p), want, got); !s.empty()) return s;
+    if (!e) {
+      auto o = std::make_shared<Obj>();
+      add_entry(d, n, o);
+    }
+    return "";
+  }
+
+  // Open for writing: truncate, overwrite at an offset, or append.
+  std::string Write(Target& t) {
+    auto& [d, dp, n, p, e] = t;
+    count("write");
+    const unsigned how = R(3);
+    const std::string data = content();
+    note("write(" + std::to_string(how) + ") " + printable(p) + " " + std::to_string(data.size()));
+    if (!e && count_entries(*root_) > 250) return "";
+    int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC;
+    if (how == 0) flags |= O_TRUNC;
+    if (how == 2) flags |= O_APPEND;
+    const int fd = ::open(p.c_str(), flags, 0644);
+    const int got = fd < 0 ? errno : 0;
+    const int want = !e                           ? 0
+                     : e->obj->kind == Obj::kDir  ? EISDIR
+                     : e->obj->kind == Obj::kLink ? ELOOP
+                                                  : 0;
+    if (auto s = expect("open for writing " + printable(p), want, got); !s.empty()) {
       if (fd >= 0) ::close(fd);
-      const int want = e ? EEXIST : 0;
-      if (auto s = expect("create " + printable(p), want, got); !s.empty()) return s;
-      if (!e) {
-        auto o = std::make_shared<Obj>();
-        add_entry(d, n, o);
-      }
-      return "";
+      return s;
     }
-    if (pick < 19) {  // open for writing: truncate, overwrite at an offset, or append
-      count("write");
-      const unsigned how = R(3);
-      const std::string data = content();
-      note("write(" + std::to_string(how) + ") " + printable(p) + " " +
-           std::to_string(data.size()));
-      if (!e && count_entries(*root_) > 250) return "";
-      int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC;
-      if (how == 0) flags |= O_TRUNC;
-      if (how == 2) flags |= O_APPEND;
-      const int fd = ::open(p.c_str(), flags, 0644);
-      const int got = fd < 0 ? errno : 0;
-      const int want = !e                           ? 0
-                       : e->obj->kind == Obj::kDir  ? EISDIR
-                       : e->obj->kind == Obj::kLink ? ELOOP
-                                                    : 0;
-      if (auto s = expect("open for writing " + printable(p), want, got); !s.empty()) {
-        if (fd >= 0) ::close(fd);
-        return s;
-      }
-      if (fd < 0) return "";
-      if (!e) {
-        add_entry(d, n, std::make_shared<Obj>());
-        e = find(d, n);
-      }
-      std::string& c = e->obj->data;
-      if (how == 0) c.clear();
-      off_t off = how == 2 ? static_cast<off_t>(c.size())
-                           : static_cast<off_t>(R(static_cast<unsigned>(c.size() + 1)));
-      const ssize_t w = how == 2 ? ::write(fd, data.data(), data.size())
-                                 : ::pwrite(fd, data.data(), data.size(), off);
-      const int werr = w < 0 ? errno : 0;
-      const int cerr = ::close(fd) != 0 ? errno : 0;
-      if (werr || cerr || w != static_cast<ssize_t>(data.size()))
-        return "write " + printable(p) + ": " + errno_text(werr ? werr : cerr);
-      if (c.size() < static_cast<size_t>(off) + data.size()) c.resize(off + data.size());
-      std::memcpy(c.data() + off, data.data(), data.size());
-      ++checks_;
-      return "";
+    if (fd < 0) return "";
+    if (!e) {
+      add_entry(d, n, std::make_shared<Obj>());
+      e = find(d, n);
     }
-    if (pick < 29) {  // read
-      count("read");
-      note("read " + printable(p));
-      const int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-      int got = fd < 0 ? errno : 0;
-      std::string data;
-      if (fd >= 0) {
-        char buf[4096];
-        ssize_t r;
-        while ((r = ::read(fd, buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(r));
-        if (r < 0) got = errno;
-        ::close(fd);
-      }
-      const int want = !e                           ? ENOENT
-                       : e->obj->kind == Obj::kDir  ? EISDIR
-                       : e->obj->kind == Obj::kLink ? ELOOP
-                                                    : 0;
-      if (auto s = expect("read " + printable(p), want, got); !s.empty()) return s;
-      ++checks_;
-      if (want == 0 && data != e->obj->data)
-        return "read " + printable(p) + ": content " + content_hash(data) + " (" +
-               std::to_string(data.size()) + " bytes), model " + content_hash(e->obj->data) + " (" +
-               std::to_string(e->obj->data.size()) + " bytes)";
-      return "";
-    }
-    if (pick < 33) {  // truncate (follows symlinks: ours point nowhere)
-      count("truncate");
-      const unsigned len = R(400);
-      note("truncate " + printable(p) + " " + std::to_string(len));
-      const int got = err(::truncate(p.c_str(), len));
-      const int want = !e                           ? ENOENT
-                       : e->obj->kind == Obj::kDir  ? EISDIR
-                       : e->obj->kind == Obj::kLink ? ENOENT
-                                                    : 0;
-      if (auto s = expect("truncate " + printable(p), want, got); !s.empty()) return s;
-      if (want == 0) e->obj->data.resize(len, '\0');
-      return "";
-    }
-    if (pick < 39) {  // unlink
-      count("unlink");
-      note("unlink " + printable(p));
-      const int got = err(::unlink(p.c_str()));
-      const int want = !e ? ENOENT : e->obj->kind == Obj::kDir ? EISDIR : 0;
-      if (auto s = expect("unlink " + printable(p), want, got); !s.empty()) return s;
-      if (want == 0) remove_entry(d, key_of(d, n));
-      return "";
-    }
-    if (pick < 44) {  // mkdir
-      count("mkdir");
-      note("mkdir " + printable(p));
-      std::vector<Obj*> all;
-      dirs(*root_, &all);
-      if (all.size() > 24 || count_entries(*root_) > 250) return "";
-      const int got = err(::mkdir(p.c_str(), 0755));
-      if (auto s = expect("mkdir " + printable(p), e ? EEXIST : 0, got); !s.empty()) return s;
-      if (!e) {
-        auto o = std::make_shared<Obj>();
-        o->kind = Obj::kDir;
-        o->casefold = d.casefold;  // inherited (casefold=all: every directory)
-        add_entry(d, n, o);
-      }
-      return "";
-    }
-    if (pick < 48) {  // rmdir
-      count("rmdir");
-      note("rmdir " + printable(p));
-      const int got = err(::rmdir(p.c_str()));
-      const int want = !e                          ? ENOENT
-                       : e->obj->kind != Obj::kDir ? ENOTDIR
-                       : !e->obj->entries.empty()  ? ENOTEMPTY
-                                                   : 0;
-      if (auto s = expect("rmdir " + printable(p), want, got); !s.empty()) return s;
-      if (want == 0) remove_entry(d, key_of(d, n));
-      return "";
-    }
-    if (pick < 52) {  // symlink
-      count("symlink");
-      const std::string target = "nowhere/" + std::to_string(R(1000));
-      note("symlink " + printable(p) + " -> " + target);
-      if (count_entries(*root_) > 250) return "";
-      const int got = err(::symlink(target.c_str(), p.c_str()));
-      if (auto s = expect("symlink " + printable(p), e ? EEXIST : 0, got); !s.empty()) return s;
-      if (!e) {
-        auto o = std::make_shared<Obj>();
-        o->kind = Obj::kLink;
-        o->data = target;
-        add_entry(d, n, o);
-      }
-      return "";
-    }
-    if (pick < 55) {  // readlink
-      count("readlink");
-      note("readlink " + printable(p));
+    std::string& c = e->obj->data;
+    if (how == 0) c.clear();
+    off_t off = how == 2 ? static_cast<off_t>(c.size())
+                         : static_cast<off_t>(R(static_cast<unsigned>(c.size() + 1)));
+    const ssize_t w = how == 2 ? ::write(fd, data.data(), data.size())
+                               : ::pwrite(fd, data.data(), data.size(), off);
+    const int werr = w < 0 ? errno : 0;
+    const int cerr = ::close(fd) != 0 ? errno : 0;
+    if (werr || cerr || w != static_cast<ssize_t>(data.size()))
+      return "write " + printable(p) + ": " + errno_text(werr ? werr : cerr);
+    if (c.size() < static_cast<size_t>(off) + data.size()) c.resize(off + data.size());
+    std::memcpy(c.data() + off, data.data(), data.size());
+    ++checks_;
+    return "";
+  }
+
+  // Read.
+  std::string Read(Target& t) {
+    auto& [d, dp, n, p, e] = t;
+    count("read");
+    note("read " + printable(p));
+    const int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int got = fd < 0 ? errno : 0;
+    std::string data;
+    if (fd >= 0) {
       char buf[4096];
-      const ssize_t r = ::readlink(p.c_str(), buf, sizeof buf);
-      const int got = r < 0 ? errno : 0;
-      const int want = !e ? ENOENT : e->obj->kind != Obj::kLink ? EINVAL : 0;
-      if (auto s = expect("readlink " + printable(p), want, got); !s.empty()) return s;
-      ++checks_;
-      if (want == 0 && std::string(buf, static_cast<size_t>(r)) != e->obj->data)
-        return "readlink " + printable(p) + ": " + std::string(buf, static_cast<size_t>(r)) +
-               ", model " + e->obj->data;
+      ssize_t r;
+      while ((r = ::read(fd, buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(r));
+      if (r < 0) got = errno;
+      ::close(fd);
+    }
+    const int want = !e                           ? ENOENT
+                     : e->obj->kind == Obj::kDir  ? EISDIR
+                     : e->obj->kind == Obj::kLink ? ELOOP
+                                                  : 0;
+    if (auto s = expect("read " + printable(p), want, got); !s.empty()) return s;
+    ++checks_;
+    if (want == 0 && data != e->obj->data)
+      return "read " + printable(p) + ": content " + content_hash(data) + " (" +
+             std::to_string(data.size()) + " bytes), model " + content_hash(e->obj->data) + " (" +
+             std::to_string(e->obj->data.size()) + " bytes)";
+    return "";
+  }
+
+  // Truncate (follows symlinks: ours point nowhere).
+  std::string Truncate(Target& t) {
+    auto& [d, dp, n, p, e] = t;
+    count("truncate");
+    const unsigned len = R(400);
+    note("truncate " + printable(p) + " " + std::to_string(len));
+    const int got = err(::truncate(p.c_str(), len));
+    const int want = !e                           ? ENOENT
+                     : e->obj->kind == Obj::kDir  ? EISDIR
+                     : e->obj->kind == Obj::kLink ? ENOENT
+                                                  : 0;
+    if (auto s = expect("truncate " + printable(p), want, got); !s.empty()) return s;
+    if (want == 0) e->obj->data.resize(len, '\0');
+    return "";
+  }
+
+  // Unlink.
+  std::string Unlink(Target& t) {
+    auto& [d, dp, n, p, e] = t;
+    count("unlink");
+    note("unlink " + printable(p));
+    const int got = err(::unlink(p.c_str()));
+    const int want = !e ? ENOENT : e->obj->kind == Obj::kDir ? EISDIR : 0;
+    if (auto s = expect("unlink " + printable(p), want, got); !s.empty()) return s;
+    if (want == 0) remove_entry(d, key_of(d, n));
+    return "";
+  }
+
+  // Mkdir.
+  std::string Mkdir(Target& t) {
+    auto& [d, dp, n, p, e] = t;
+    count("mkdir");
+    note("mkdir " + printable(p));
+    std::vector<Obj*> all;
+    dirs(*root_, &all);
+    if (all.size() > 24 || count_entries(*root_) > 250) return "";
+    const int got = err(::mkdir(p.c_str(), 0755));
+    if (auto s = expect("mkdir " + printable(p), e ? EEXIST : 0, got); !s.empty()) return s;
+    if (!e) {
+      auto o = std::make_shared<Obj>();
+      o->kind = Obj::kDir;
+      o->casefold = d.casefold;  // inherited (casefold=all: every directory)
+      add_entry(d, n, o);
+    }
+    return "";
+  }
+
+  // Rmdir.
+  std::string Rmdir(Target& t) {
+    auto& [d, dp, n, p, e] = t;
+    count("rmdir");
+    note("rmdir " + printable(p));
+    const int got = err(::rmdir(p.c_str()));
+    const int want = !e                          ? ENOENT
+                     : e->obj->kind != Obj::kDir ? ENOTDIR
+                     : !e->obj->entries.empty()  ? ENOTEMPTY
+                                                 : 0;
+    if (auto s = expect("rmdir " + printable(p), want, got); !s.empty()) return s;
+    if (want == 0) remove_entry(d, key_of(d, n));
+    return "";
+  }
+
+  // Symlink.
+  std::string Symlink(Target& t) {
+    auto& [d, dp, n, p, e] = t;
+    count("symlink");
+    const std::string target = "nowhere/" + std::to_string(R(1000));
+    note("symlink " + printable(p) + " -> " + target);
+    if (count_entries(*root_) > 250) return "";
+    const int got = err(::symlink(target.c_str(), p.c_str()));
+    if (auto s = expect("symlink " + printable(p), e ? EEXIST : 0, got); !s.empty()) return s;
+    if (!e) {
+      auto o = std::make_shared<Obj>();
+      o->kind = Obj::kLink;
+      o->data = target;
+      add_entry(d, n, o);
+    }
+    return "";
+  }
+
+  // Readlink.
+  std::string Readlink(Target& t) {
+    auto& [d, dp, n, p, e] = t;
+    count("readlink");
+    note("readlink " + printable(p));
+    char buf[4096];
+    const ssize_t r = ::readlink(p.c_str(), buf, sizeof buf);
+    const int got = r < 0 ? errno : 0;
+    const int want = !e ? ENOENT : e->obj->kind != Obj::kLink ? EINVAL : 0;
+    if (auto s = expect("readlink " + printable(p), want, got); !s.empty()) return s;
+    ++checks_;
+    if (want == 0 && std::string(buf, static_cast<size_t>(r)) != e->obj->data)
+      return "readlink " + printable(p) + ": " + std::string(buf, static_cast<size_t>(r)) +
+             ", model " + e->obj->data;
+    return "";
+  }
+
+  // Link.
+  std::string Link(Target& t) {
+    auto& [d, dp, n, p, e] = t;
+    count("link");
+    Obj& d2 = random_dir();
+    Name n2 = pick_name(d2);
+    const std::string q = path_of(d2) + "/" + n2.spelling;
+    note("link " + printable(p) + " " + printable(q));
+    Entry* e2 = find(d2, n2);
+    const int got = err(::link(p.c_str(), q.c_str()));
+    // The new name is checked first (EEXIST), then the old one's type (EPERM).
+    const int want = !e ? ENOENT : e2 ? EEXIST : e->obj->kind == Obj::kDir ? EPERM : 0;
+    if (auto s = expect("link " + printable(p) + " " + printable(q), want, got); !s.empty())
+      return s;
+    if (want == 0) {
+      e->obj->nlink++;
+      add_entry(d2, n2, e->obj);
+    }
+    return "";
+  }
+
+  // Rename, RENAME_NOREPLACE, RENAME_EXCHANGE.
+  std::string Rename(Target& t) {
+    auto& [d, dp, n, p, e] = t;
+    const unsigned f = R(8);
+    static const bool with_flags = !backing_lacks(BackingFeature::kRenameFlags);
+    const unsigned flags = f < 5 || !with_flags ? 0 : f < 6 ? RENAME_NOREPLACE : RENAME_EXCHANGE;
+    count(flags == 0                  ? "rename"
+          : flags == RENAME_NOREPLACE ? "rename_noreplace"
+                                      : "rename_exchange");
+    Obj& d2 = R(2) ? d : random_dir();
+    Name n2 = pick_name(d2);
+    const std::string q = path_of(d2) + "/" + n2.spelling;
+    note("rename(" + std::to_string(flags) + ") " + printable(p) + " " + printable(q));
+    Entry* e2 = find(d2, n2);
+    const int got = err(::renameat2(AT_FDCWD, p.c_str(), AT_FDCWD, q.c_str(), flags));
+    int want = 0;
+    bool noop = false;
+    if (!e) {
+      want = ENOENT;
+    } else if ((flags & RENAME_NOREPLACE) && e2) {
+      want = EEXIST;
+    } else if ((flags & RENAME_EXCHANGE) && !e2) {
+      want = ENOENT;
+    } else if (e->obj->kind == Obj::kDir && is_ancestor_or_self(e->obj.get(), &d2)) {
+      want = EINVAL;
+    } else if (e2 && e2->obj->kind == Obj::kDir && is_ancestor_or_self(e2->obj.get(), &d)) {
+      want = (flags & RENAME_EXCHANGE) ? EINVAL : ENOTEMPTY;
+    } else if (e2 && e2->obj == e->obj) {
+      noop = true;  // the same file (one entry by two spellings, or hard links): nothing
+    } else if (!(flags & RENAME_EXCHANGE) && e2) {
+      const bool sd = e->obj->kind == Obj::kDir, td = e2->obj->kind == Obj::kDir;
+      if (sd && !td)
+        want = ENOTDIR;
+      else if (!sd && td)
+        want = EISDIR;
+      else if (td && !e2->obj->entries.empty())
+        want = ENOTEMPTY;
+    }
+    if (auto s =
+            expect("rename(" + std::to_string(flags) + ") " + printable(p) + " " + printable(q),
+                   want, got);
+        !s.empty())
+      return s;
+    if (want != 0 || noop) return "";
+    const std::string k1 = key_of(d, n), k2 = key_of(d2, n2);
+    if (flags & RENAME_EXCHANGE) {
+      ObjP a = e->obj, b = e2->obj;
+      e->obj = b;
+      e2->obj = a;
+      if (b->kind == Obj::kDir) {
+        b->parent = &d;
+        b->key_in_parent = k1;
+      }
+      if (a->kind == Obj::kDir) {
+        a->parent = &d2;
+        a->key_in_parent = k2;
+      }
       return "";
     }
-    if (pick < 59) {  // link
-      count("link");
-      Obj& d2 = random_dir();
-      Name n2 = pick_name(d2);
-      const std::string q = path_of(d2) + "/" + n2.spelling;
-      note("link " + printable(p) + " " + printable(q));
-      Entry* e2 = find(d2, n2);
-      const int got = err(::link(p.c_str(), q.c_str()));
-      // The new name is checked first (EEXIST), then the old one's type (EPERM).
-      const int want = !e ? ENOENT : e2 ? EEXIST : e->obj->kind == Obj::kDir ? EPERM : 0;
-      if (auto s = expect("link " + printable(p) + " " + printable(q), want, got); !s.empty())
-        return s;
-      if (want == 0) {
-        e->obj->nlink++;
-        add_entry(d2, n2, e->obj);
+    ObjP moving = e->obj;
+    d.entries.erase(k1);  // the moved entry (its link count is unchanged)
+    if (e2) {
+      // Replaced in place: a casefolded directory keeps the existing entry's spelling.
+      Entry& target = d2.entries.at(k2);
+      if (target.obj->kind != Obj::kDir) target.obj->nlink--;
+      target.obj = moving;
+      if (moving->kind == Obj::kDir) {
+        moving->parent = &d2;
+        moving->key_in_parent = k2;
       }
-      return "";
+    } else {
+      add_entry(d2, n2, moving);
     }
-    if (pick < 75) {  // rename, RENAME_NOREPLACE, RENAME_EXCHANGE
-      const unsigned f = R(8);
-      static const bool with_flags = !backing_lacks(BackingFeature::kRenameFlags);
-      const unsigned flags = f < 5 || !with_flags ? 0 : f < 6 ? RENAME_NOREPLACE : RENAME_EXCHANGE;
-      count(flags == 0                  ? "rename"
-            : flags == RENAME_NOREPLACE ? "rename_noreplace"
-                                        : "rename_exchange");
-      Obj& d2 = R(2) ? d : random_dir();
-      Name n2 = pick_name(d2);
-      const std::string q = path_of(d2) + "/" + n2.spelling;
-      note("rename(" + std::to_string(flags) + ") " + printable(p) + " " + printable(q));
-      Entry* e2 = find(d2, n2);
-      const int got = err(::renameat2(AT_FDCWD, p.c_str(), AT_FDCWD, q.c_str(), flags));
-      int want = 0;
-      bool noop = false;
-      if (!e) {
-        want = ENOENT;
-      } else if ((flags & RENAME_NOREPLACE) && e2) {
-        want = EEXIST;
-      } else if ((flags & RENAME_EXCHANGE) && !e2) {
-        want = ENOENT;
-      } else if (e->obj->kind == Obj::kDir && is_ancestor_or_self(e->obj.get(), &d2)) {
-        want = EINVAL;
-      } else if (e2 && e2->obj->kind == Obj::kDir && is_ancestor_or_self(e2->obj.get(), &d)) {
-        want = (flags & RENAME_EXCHANGE) ? EINVAL : ENOTEMPTY;
-      } else if (e2 && e2->obj == e->obj) {
-        noop = true;  // the same file (one entry by two spellings, or hard links): nothing
-      } else if (!(flags & RENAME_EXCHANGE) && e2) {
-        const bool sd = e->obj->kind == Obj::kDir, td = e2->obj->kind == Obj::kDir;
-        if (sd && !td)
-          want = ENOTDIR;
-        else if (!sd && td)
-          want = EISDIR;
-        else if (td && !e2->obj->entries.empty())
-          want = ENOTEMPTY;
-      }
-      if (auto s =
-              expect("rename(" + std::to_string(flags) + ") " + printable(p) + " " + printable(q),
-                     want, got);
-          !s.empty())
-        return s;
-      if (want != 0 || noop) return "";
-      const std::string k1 = key_of(d, n), k2 = key_of(d2, n2);
-      if (flags & RENAME_EXCHANGE) {
-        ObjP a = e->obj, b = e2->obj;
-        e->obj = b;
-        e2->obj = a;
-        if (b->kind == Obj::kDir) {
-          b->parent = &d;
-          b->key_in_parent = k1;
-        }
-        if (a->kind == Obj::kDir) {
-          a->parent = &d2;
-          a->key_in_parent = k2;
-        }
-        return "";
-      }
-      ObjP moving = e->obj;
-      d.entries.erase(k1);  // the moved entry (its link count is unchanged)
-      if (e2) {
-        // Replaced in place: a casefolded directory keeps the existing entry's spelling.
-        Entry& target = d2.entries.at(k2);
-        if (target.obj->kind != Obj::kDir) target.obj->nlink--;
-        target.obj = moving;
-        if (moving->kind == Obj::kDir) {
-          moving->parent = &d2;
-          moving->key_in_parent = k2;
-        }
-      } else {
-        add_entry(d2, n2, moving);
-      }
-      return "";
-    }
-    if (pick < 84) {  // xattrs
-      const std::string xn = std::string("user.") + static_cast<char>('a' + R(3));
-      const unsigned what = R(4);
-      if (what == 0) {
-        count("setxattr");
-        const std::string value = "v" + std::to_string(R(100));
-        const int xf = R(3) == 0 ? XATTR_CREATE : R(2) == 0 ? XATTR_REPLACE : 0;
-        note("setxattr " + printable(p) + " " + xn + " flags " + std::to_string(xf));
-        const int got = err(::lsetxattr(p.c_str(), xn.c_str(), value.data(), value.size(), xf));
-        int want = 0;
-        if (!e)
-          want = ENOENT;
-        else if (e->obj->kind == Obj::kLink)
-          want = EPERM;
-        else if (xf == XATTR_CREATE && e->obj->xattrs.count(xn))
-          want = EEXIST;
-        else if (xf == XATTR_REPLACE && !e->obj->xattrs.count(xn))
-          want = ENODATA;
-        if (auto s = expect("setxattr " + printable(p) + " " + xn, want, got); !s.empty()) return s;
-        if (want == 0) e->obj->xattrs[xn] = value;
-      } else if (what == 1) {
-        count("getxattr");
-        note("getxattr " + printable(p) + " " + xn);
-        char buf[256];
-        const ssize_t r = ::lgetxattr(p.c_str(), xn.c_str(), buf, sizeof buf);
-        const int got = r < 0 ? errno : 0;
-        const int want = !e                                                          ? ENOENT
-                         : (e->obj->kind == Obj::kLink || !e->obj->xattrs.count(xn)) ? ENODATA
-                                                                                     : 0;
-        if (auto s = expect("getxattr " + printable(p) + " " + xn, want, got); !s.empty()) return s;
-        ++checks_;
-        if (want == 0 && std::string(buf, static_cast<size_t>(r)) != e->obj->xattrs[xn])
-          return "getxattr " + printable(p) + " " + xn + ": wrong value";
-      } else if (what == 2) {
-        count("removexattr");
-        note("removexattr " + printable(p) + " " + xn);
-        const int got = err(::lremovexattr(p.c_str(), xn.c_str()));
-        const int want = !e                           ? ENOENT
-                         : e->obj->kind == Obj::kLink ? EPERM
-                         : !e->obj->xattrs.count(xn)  ? ENODATA
-                                                      : 0;
-        if (auto s = expect("removexattr " + printable(p) + " " + xn, want, got); !s.empty())
-          return s;
-        if (want == 0) e->obj->xattrs.erase(xn);
-      } else {
-        count("listxattr");
-        note("listxattr " + printable(p));
-        auto names = list_xattrs(p);
-        if (!e)
-          return expect(
-              "listxattr " + printable(p), ENOENT,
-              names.size() == 1 && names[0].find("ENOENT") != std::string::npos ? ENOENT : 0);
-        std::vector<std::string> want;
-        for (const auto& [k, v] : e->obj->xattrs) want.push_back(k);
-        std::vector<std::string> user;
-        for (const auto& x : names)
-          if (x.rfind("user.", 0) == 0 || x.rfind("<", 0) == 0) user.push_back(x);
-        ++checks_;
-        if (user != want)
-          return "listxattr " + printable(p) + ": [" + join(user, ",") + "], model [" +
-                 join(want, ",") + "]";
-      }
-      return "";
-    }
-    if (pick < 88) {  // chattr +F / -F
-      count("chattr");
-      const bool on = R(2);
-      note(std::string("chattr ") + (on ? "+F " : "-F ") + printable(p));
-      const int fd = ::open(p.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
-      int got = fd < 0 ? errno : 0;
-      if (fd >= 0) {
-        int flags = 0;
-        if (::ioctl(fd, FS_IOC_GETFLAGS, &flags) != 0) {
-          got = errno;
-        } else {
-          flags = on ? (flags | static_cast<int>(kCasefoldFl))
-                     : (flags & ~static_cast<int>(kCasefoldFl));
-          got = ::ioctl(fd, FS_IOC_SETFLAGS, &flags) != 0 ? errno : 0;
-        }
-        ::close(fd);
-      }
+    return "";
+  }
+
+  // Xattrs.
+  std::string Xattr(Target& t) {
+    auto& [d, dp, n, p, e] = t;
+    const std::string xn = std::string("user.") + static_cast<char>('a' + R(3));
+    const unsigned what = R(4);
+    if (what == 0) {
+      count("setxattr");
+      const std::string value = "v" + std::to_string(R(100));
+      const int xf = R(3) == 0 ? XATTR_CREATE : R(2) == 0 ? XATTR_REPLACE : 0;
+      note("setxattr " + printable(p) + " " + xn + " flags " + std::to_string(xf));
+      const int got = err(::lsetxattr(p.c_str(), xn.c_str(), value.data(), value.size(), xf));
       int want = 0;
       if (!e)
         want = ENOENT;
       else if (e->obj->kind == Obj::kLink)
-        want = ELOOP;
-      else if (e->obj->kind == Obj::kFile)
-        want = on ? EOPNOTSUPP : 0;
-      else if (e->obj->casefold == on)
-        want = 0;
-      else if (all_)
         want = EPERM;
-      else if (!e->obj->entries.empty())
-        want = ENOTEMPTY;
-      if (auto s = expect(std::string("chattr ") + (on ? "+F " : "-F ") + printable(p), want, got);
-          !s.empty())
+      else if (xf == XATTR_CREATE && e->obj->xattrs.count(xn))
+        want = EEXIST;
+      else if (xf == XATTR_REPLACE && !e->obj->xattrs.count(xn))
+        want = ENODATA;
+      if (auto s = expect("setxattr " + printable(p) + " " + xn, want, got); !s.empty()) return s;
+      if (want == 0) e->obj->xattrs[xn] = value;
+    } else if (what == 1) {
+      count("getxattr");
+      note("getxattr " + printable(p) + " " + xn);
+      char buf[256];
+      const ssize_t r = ::lgetxattr(p.c_str(), xn.c_str(), buf, sizeof buf);
+      const int got = r < 0 ? errno : 0;
+      const int want = !e                                                          ? ENOENT
+                       : (e->obj->kind == Obj::kLink || !e->obj->xattrs.count(xn)) ? ENODATA
+                                                                                   : 0;
+      if (auto s = expect("getxattr " + printable(p) + " " + xn, want, got); !s.empty()) return s;
+      ++checks_;
+      if (want == 0 && std::string(buf, static_cast<size_t>(r)) != e->obj->xattrs[xn])
+        return "getxattr " + printable(p) + " " + xn + ": wrong value";
+    } else if (what == 2) {
+      count("removexattr");
+      note("removexattr " + printable(p) + " " + xn);
+      const int got = err(::lremovexattr(p.c_str(), xn.c_str()));
+      const int want = !e                           ? ENOENT
+                       : e->obj->kind == Obj::kLink ? EPERM
+                       : !e->obj->xattrs.count(xn)  ? ENODATA
+                                                    : 0;
+      if (auto s = expect("removexattr " + printable(p) + " " + xn, want, got); !s.empty())
         return s;
-      if (want == 0 && e->obj->kind == Obj::kDir) e->obj->casefold = on;
-      return "";
+      if (want == 0) e->obj->xattrs.erase(xn);
+    } else {
+      count("listxattr");
+      note("listxattr " + printable(p));
+      auto names = list_xattrs(p);
+      if (!e)
+        return expect(
+            "listxattr " + printable(p), ENOENT,
+            names.size() == 1 && names[0].find("ENOENT") != std::string::npos ? ENOENT : 0);
+      std::vector<std::string> want;
+      for (const auto& [k, v] : e->obj->xattrs) want.push_back(k);
+      std::vector<std::string> user;
+      for (const auto& x : names)
+        if (x.rfind("user.", 0) == 0 || x.rfind("<", 0) == 0) user.push_back(x);
+      ++checks_;
+      if (user != want)
+        return "listxattr " + printable(p) + ": [" + join(user, ",") + "], model [" +
+               join(want, ",") + "]";
     }
-    if (pick < 96) {  // lstat
-      count("lstat");
-      note("lstat " + printable(p));
-      struct stat st;
-      const int got = err(::lstat(p.c_str(), &st));
-      if (auto s = expect("lstat " + printable(p), e ? 0 : ENOENT, got); !s.empty()) return s;
-      if (!e) return "";
-      return CheckStat(p, st, *e->obj);
+    return "";
+  }
+
+  // Chattr +F / -F.
+  std::string Chattr(Target& t) {
+    auto& [d, dp, n, p, e] = t;
+    count("chattr");
+    const bool on = R(2);
+    note(std::string("chattr ") + (on ? "+F " : "-F ") + printable(p));
+    const int fd = ::open(p.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    int got = fd < 0 ? errno : 0;
+    if (fd >= 0) {
+      int flags = 0;
+      if (::ioctl(fd, FS_IOC_GETFLAGS, &flags) != 0) {
+        got = errno;
+      } else {
+        flags =
+            on ? (flags | static_cast<int>(kCasefoldFl)) : (flags & ~static_cast<int>(kCasefoldFl));
+        got = ::ioctl(fd, FS_IOC_SETFLAGS, &flags) != 0 ? errno : 0;
+      }
+      ::close(fd);
     }
-    if (pick < 99) {  // readdir
-      count("readdir");
-      note("readdir " + printable(dp));
-      return CheckListing(d, dp);
-    }
+    int want = 0;
+    if (!e)
+      want = ENOENT;
+    else if (e->obj->kind == Obj::kLink)
+      want = ELOOP;
+    else if (e->obj->kind == Obj::kFile)
+      want = on ? EOPNOTSUPP : 0;
+    else if (e->obj->casefold == on)
+      want = 0;
+    else if (all_)
+      want = EPERM;
+    else if (!e->obj->entries.empty())
+      want = ENOTEMPTY;
+    if (auto s = expect(std::string("chattr ") + (on ? "+F " : "-F ") + printable(p), want, got);
+        !s.empty())
+      return s;
+    if (want == 0 && e->obj->kind == Obj::kDir) e->obj->casefold = on;
+    return "";
+  }
+
+  // Lstat.
+  std::string Lstat(Target& t) {
+    auto& [d, dp, n, p, e] = t;
+    count("lstat");
+    note("lstat " + printable(p));
+    struct stat st;
+    const int got = err(::lstat(p.c_str(), &st));
+    if (auto s = expect("lstat " + printable(p), e ? 0 : ENOENT, got); !s.empty()) return s;
+    if (!e) return "";
+    return CheckStat(p, st, *e->obj);
+  }
+
+  // Readdir.
+  std::string Readdir(Target& t) {
+    auto& [d, dp, n, p, e] = t;
+    count("readdir");
+    note("readdir " + printable(dp));
+    return CheckListing(d, dp);
+  }
+
+  // The kernel forgets its dentries (now and then), or an fsync of a directory.
+  std::string ForgetOrSync(Target& t) {
+    auto& [d, dp, n, p, e] = t;
     if (R(8) == 0) {  // the kernel forgets its dentries and inodes: lookups start afresh
       count("drop_caches");
       note("drop_caches");
@@ -779,6 +837,30 @@ class ModelRun {
   std::deque<std::string> recent_;
   std::map<std::string, long> op_counts_;
 };
+
+// How often each operation runs, in percent (the order is part of each seed's sequence).
+const ModelRun::WeightedOperation ModelRun::kOperations[] = {
+    {7, &ModelRun::Create},       {12, &ModelRun::Write},  {10, &ModelRun::Read},
+    {4, &ModelRun::Truncate},     {6, &ModelRun::Unlink},  {5, &ModelRun::Mkdir},
+    {4, &ModelRun::Rmdir},        {4, &ModelRun::Symlink}, {3, &ModelRun::Readlink},
+    {4, &ModelRun::Link},         {16, &ModelRun::Rename}, {9, &ModelRun::Xattr},
+    {4, &ModelRun::Chattr},       {8, &ModelRun::Lstat},   {3, &ModelRun::Readdir},
+    {1, &ModelRun::ForgetOrSync},
+};
+
+std::string ModelRun::Step() {
+  Obj& d = random_dir();
+  std::string dp = path_of(d);
+  Name n = pick_name(d);
+  std::string p = dp + "/" + n.spelling;
+  Target t{d, std::move(dp), n, std::move(p), find(d, n)};
+  unsigned pick = R(100);
+  for (const WeightedOperation& op : kOperations) {
+    if (pick < op.percent) return (this->*op.run)(t);
+    pick -= op.percent;
+  }
+  return "operation weights do not add up to 100";
+}
 
 struct Mode {
   const char* name;

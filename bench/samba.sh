@@ -19,13 +19,15 @@
 #               through FUSE)
 # --share-opts  extra smb.conf lines for the two foldfs shares (e.g. 'ea support = no')
 # --opts        extra foldfs mount options after casefold=all
-# --diagnose    each row once more with `strace -c -f` of smbd and of the foldfs daemon and
-#               `foldfs stats` around it: files in DIR
+# --diagnose    each row once more with the kernel counting the foldfs mount's FUSE requests
+#               (bench/fuse_trace.sh), and again with `strace -c -f` of smbd and of the foldfs
+#               daemon and `foldfs stats` around it: files in DIR, requests per command printed
 # Each session's time minus an empty session's (connect, authenticate, tree connect) is the
 # time of its commands. Every smbd process and the mount are stopped on every exit. Needs root,
 # /dev/fuse, samba and smbclient (scripts/setup.sh).
 set -Eeuo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$HERE/fuse_trace.sh"
 REPO=$(dirname "$HERE")
 BIN_DIR=$REPO/build
 FILES=20000
@@ -45,7 +47,7 @@ while (($#)); do
     --opts) OPTS=",$2"; shift ;;
     --share-opts) SHARE_OPTS=$2; shift ;;
     --diagnose) DIAG=$2; shift ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "samba.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -80,6 +82,7 @@ cleanup() {
     for i in $(seq 50); do [ -z "$(smbd_pids)" ] && break; sleep 0.1; done
     for p in $(smbd_pids); do kill -9 "$p" 2>/dev/null || true; done
   fi
+  fuse_trace_cleanup
   for i in $(seq 50); do
     mountpoint -q "$MNT" || break
     umount "$MNT" 2>/dev/null || sleep 0.1
@@ -241,8 +244,29 @@ done
 
 if [ -n "$DIAG" ]; then
   mkdir -p "$DIAG"
-  for row in hit_other miss new list; do
+  for row in hit_exact hit_other miss new list; do
     for s in plain yes auto; do
+      n=$OPS
+      [ "$s" = auto ] && { [ "$row" = miss ] || [ "$row" = new ]; } && n=$((OPS / 10))
+      [ "$row" = list ] && n=1
+      diag_commands() {
+        case $row in
+          hit_exact) names 'get Document_%05d_Report.txt /dev/null' "$n" 5 ;;
+          hit_other) names 'get DOCUMENT_%05d_REPORT.TXT /dev/null' "$n" 5 ;;
+          miss) names 'get Missing_%05d_Report.txt /dev/null' "$n" 5 ;;
+          new) awk -v n="$n" -v e="$EMPTY" 'BEGIN { for (i = 0; i < n; i++) printf "put %s Diag_%05d.txt\n", e, i }' ;;
+          list) echo ls ;;
+        esac
+      }
+      # The FUSE requests behind each command (no strace: undisturbed).
+      if [ "$s" != plain ] && fuse_trace_start "$MNT"; then
+        diag_commands | client "$s" >/dev/null
+        fuse_trace_stop "$DIAG/$row.$s.fuse.txt"
+        [ "$row" = new ] && echo "del Diag_*" | client "$s" >/dev/null
+        printf '%s, %s: %s commands; FUSE requests per command:' "$row" "$s" "$n" >"$DIAG/$row.$s.summary.txt"
+        awk -v n="$n" '{ printf " %s %.2f (%s us)", $1, $2 / n, $3 }' "$DIAG/$row.$s.fuse.txt" >>"$DIAG/$row.$s.summary.txt"
+        echo >>"$DIAG/$row.$s.summary.txt"
+      fi
       pids=()
       # One smbd child serves each session: trace the parent and every child it forks.
       strace -c -f -o "$DIAG/$row.$s.smbd.txt" -p "$SMBD_PID" & pids+=($!)
@@ -251,14 +275,7 @@ if [ -n "$DIAG" ]; then
         strace -c -f -o "$DIAG/$row.$s.daemon.txt" -p "$DAEMON" & pids+=($!)
       fi
       sleep 0.5
-      n=$OPS
-      [ "$s" = auto ] && [ "$row" != hit_other ] && [ "$row" != list ] && n=$((OPS / 10))
-      case $row in
-        hit_other) names 'get DOCUMENT_%05d_REPORT.TXT /dev/null' "$n" 5 ;;
-        miss) names 'get Missing_%05d_Report.txt /dev/null' "$n" 5 ;;
-        new) awk -v n="$n" -v e="$EMPTY" 'BEGIN { for (i = 0; i < n; i++) printf "put %s Diag_%05d.txt\n", e, i }' ;;
-        list) echo ls ;;
-      esac | client "$s" >"$DIAG/$row.$s.out"
+      diag_commands | client "$s" >"$DIAG/$row.$s.out"
       for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
       for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
       [ "$s" != plain ] && [ -n "$DAEMON" ] && "$FOLDFS" stats "$MNT" >"$DIAG/$row.$s.stats-after.txt"
@@ -266,4 +283,5 @@ if [ -n "$DIAG" ]; then
     done
     say "diagnosis of $row in $DIAG"
   done
+  cat "$DIAG"/*.summary.txt 2>/dev/null || true
 fi

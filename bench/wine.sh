@@ -11,8 +11,10 @@
 # --bin-dir   where foldfs and bench/winbench.exe are (default: build/, built if missing)
 # --seconds   how long each row runs in each round (default 1)
 # --opts      extra foldfs mount options, after casefold=all (e.g. uring=off)
-# --diagnose  also run each row once more under `strace -c -f` of the program, of wineserver
-#             and of the foldfs daemon, with `foldfs stats` before and after: files in DIR
+# --diagnose  also run each row on foldfs with the kernel counting its FUSE requests
+#             (bench/fuse_trace.sh), and once more on both under `strace -c -f` of the
+#             program, of wineserver and of the foldfs daemon, with `foldfs stats` before and
+#             after: files in DIR, requests per operation printed
 #
 # The Wine prefix is made once (wineboot, ~15 s) and kept in BIN_DIR/wine/prefix-bench; a
 # private wineserver runs for the duration and is stopped on every exit, with the mount.
@@ -22,6 +24,7 @@
 # (scripts/setup.sh).
 set -Eeuo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$HERE/fuse_trace.sh"
 REPO=$(dirname "$HERE")
 BIN_DIR=$REPO/build
 ROUNDS=3
@@ -37,7 +40,7 @@ while (($#)); do
     --rows) ROWS=$2; shift ;;
     --opts) OPTS=",$2"; shift ;;
     --diagnose) DIAG=$2; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "wine.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -84,6 +87,7 @@ cleanup() {
     for i in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$SERVER_PID" 2>/dev/null || true
   fi
+  fuse_trace_cleanup
   for i in $(seq 50); do
     mountpoint -q "$MNT" || break
     umount "$MNT" 2>/dev/null || sleep 0.1
@@ -163,16 +167,26 @@ for c in plain foldfs; do
   mkdir "$d"
   out=$(timeout 300 "$WINE" "$EXE" check "$(winpath "$d")" 400 2>&1 | tr -d '\r') && st=0 || st=$?
   echo "check on $c: exit $st; $(grep -E '^(OK|FAILED)' <<<"$out" || echo 'no verdict')"
-  grep -E '^(FAIL|race|differs)' <<<"$out" | grep -v '^FAIL .* lists both' | sed 's/^/    /' | head -20
+  grep -E '^(FAIL |race|differs)' <<<"$out" | grep -v '^FAIL .* lists both' | sed 's/^/    /' | head -20
 done
 
-# Diagnosis: each row once more under strace, with the daemon's counters around it.
+# Diagnosis: each row once more on foldfs with the kernel counting the mount's FUSE requests
+# (bench/fuse_trace.sh: ROW.fuse.txt, per request type: count and mean time from send to
+# reply), then once more on both under strace, with the daemon's counters around it.
 if [ -n "$DIAG" ]; then
   mkdir -p "$DIAG"
   SRV=$(pgrep -n -x wineserver64 || true)
   rows=$ROWS
   [ "$rows" = all ] && rows=attr_exact,attr_other,attr_missing_long,attr_missing_83,create_long,create_83,open_deep,list,startup
   for row in ${rows//,/ }; do
+    if fuse_trace_start "$MNT"; then
+      "$WINE" "$EXE" bench "$(winpath "$MNT")" "$SECONDS_PER_ROW" "$row" | tr -d '\r' >"$DIAG/$row.fuse.out"
+      fuse_trace_stop "$DIAG/$row.fuse.txt"
+      ops=$(awk -v r="$row" '$1 == "row" && $2 == r {print $3}' "$DIAG/$row.fuse.out")
+      printf '%s: %s ops; FUSE requests per op:' "$row" "$ops" >"$DIAG/$row.summary.txt"
+      awk -v n="$ops" '{ printf " %s %.2f (%s us)", $1, $2 / n, $3 }' "$DIAG/$row.fuse.txt" >>"$DIAG/$row.summary.txt"
+      echo >>"$DIAG/$row.summary.txt"
+    fi
     for c in plain foldfs; do
       if [ "$c" = plain ]; then d=$WORK/plain; else d=$MNT; fi
       pids=()
@@ -192,4 +206,5 @@ if [ -n "$DIAG" ]; then
     done
     say "diagnosis of $row in $DIAG"
   done
+  cat "$DIAG"/*.summary.txt 2>/dev/null || true
 fi

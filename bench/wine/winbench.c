@@ -513,6 +513,19 @@ static void check_names_in(const wchar_t* dir) {
         printf("differs case-only rename: the folder lists \"%s\", Windows \"OTHER.TXT\"\n",
                u8(names[i]));
   }
+  // DOS attributes (kept by Wine in the user.DOSATTRIB extended attribute), set and read
+  // through other spellings.
+  path_of(p, dir, L"oThEr.TxT");
+  if (!SetFileAttributesW(p, FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM))
+    fail("SetFileAttributesW(%s, HIDDEN|SYSTEM): error %lu", u8(p), GetLastError());
+  path_of(q, dir, L"OTHER.txt");
+  DWORD attrs = GetFileAttributesW(q);
+  if (attrs == INVALID_FILE_ATTRIBUTES ||
+      (attrs & (FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM)) !=
+          (FILE_ATTRIBUTE_HIDDEN | FILE_ATTRIBUTE_SYSTEM))
+    fail("GetFileAttributesW(%s) after SetFileAttributesW(HIDDEN|SYSTEM): %lx, error %lu", u8(q),
+         attrs, GetLastError());
+  SetFileAttributesW(q, FILE_ATTRIBUTE_NORMAL);
   // Delete by another spelling.
   path_of(p, dir, L"rEnAmEd fIlE.TxT");
   if (!DeleteFileW(p)) fail("DeleteFileW(%s): error %lu", u8(p), GetLastError());

@@ -52,6 +52,7 @@ while (($#)); do
   esac
   shift
 done
+BIN_DIR=$(mkdir -p "$BIN_DIR" && cd "$BIN_DIR" && pwd)
 say() { printf '[samba %s] %s\n' "$(date +%T)" "$*" >&2; }
 fail() { say "ERROR: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || fail "needs root (FUSE mounts, smbd)"
@@ -184,6 +185,12 @@ names() {  # printf-format count offset: names spread over the folder
 }
 files_in() { find "$1" -maxdepth 1 -type f | wc -l; }
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+# Whether the kernel's FUSE over io_uring is on (the mount then uses it: uring=auto).
+transport() {
+  local sw=/sys/module/fuse/parameters/enable_uring
+  if [ "$(cat "$sw" 2>/dev/null)" = Y ] && [[ "$OPTS" != *uring=off* ]]; then echo "io_uring"; else echo "/dev/fuse"; fi
+}
+TRANSPORT_START=$(transport)
 say "work area $WORK, smbd on 127.0.0.1:$PORT, $FILES files, load $LOAD_START"
 run_rows() {  # round share
   local r=$1 s=$2 n=$OPS dir
@@ -210,6 +217,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo "$("$SMBD" --version), foldfs $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?') casefold=all$OPTS${SHARE_OPTS:+, foldfs shares with: $SHARE_OPTS},"
 echo "$(uname -r), $(nproc) CPUs, load $LOAD_START at the start, $LOAD_END at the end; $FILES files in the folder;"
+echo "FUSE transport: $TRANSPORT_START at the start, $(transport) at the end."
 echo "medians of $ROUNDS rounds; $OPS commands per session ($((OPS / 10)) for misses and new files on auto), empty session subtracted (plain ${BASE[plain]} s)."
 echo
 echo "| row | plain (Samba matches) | foldfs, case sensitive = yes | foldfs, auto | yes/plain | auto/plain |"

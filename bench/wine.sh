@@ -45,6 +45,7 @@ while (($#)); do
   esac
   shift
 done
+BIN_DIR=$(mkdir -p "$BIN_DIR" && cd "$BIN_DIR" && pwd)  # absolute: WINEPREFIX must be
 say() { printf '[wine %s] %s\n' "$(date +%T)" "$*" >&2; }
 fail() { say "ERROR: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || fail "needs root (FUSE mounts)"
@@ -123,6 +124,12 @@ SERVER_PID=$!
 timeout 120 "$WINE" cmd /c exit >/dev/null 2>&1 || true   # starts the prefix's services
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+# Whether the kernel's FUSE over io_uring is on (the mount then uses it: uring=auto).
+transport() {
+  local sw=/sys/module/fuse/parameters/enable_uring
+  if [ "$(cat "$sw" 2>/dev/null)" = Y ] && [[ "$OPTS" != *uring=off* ]]; then echo "io_uring"; else echo "/dev/fuse"; fi
+}
+TRANSPORT_START=$(transport)
 say "work area $WORK, load $LOAD_START, $ROUNDS rounds of ${SECONDS_PER_ROW} s per row"
 RES=$WORK/rows.tsv
 : >"$RES"
@@ -144,6 +151,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
 echo "Wine $("$WINE" --version 2>/dev/null), foldfs $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'), mount -o casefold=all$OPTS,"
 echo "$(uname -r), $(nproc) CPUs, load $LOAD_START at the start, $LOAD_END at the end;"
+echo "FUSE transport: $TRANSPORT_START at the start, $(transport) at the end."
 echo "medians of $ROUNDS rounds of ${SECONDS_PER_ROW} s per row; plain folder and backing on $(df -T "$WORK" | awk 'NR==2 {print $2}')."
 echo
 echo "| row | plain | foldfs | foldfs/plain |"

@@ -53,6 +53,7 @@ while (($#)); do
   shift
 done
 BIN_DIR=$(mkdir -p "$BIN_DIR" && cd "$BIN_DIR" && pwd)
+calc() { awk "BEGIN { print $* }"; }  # arithmetic on decimals
 say() { printf '[samba %s] %s\n' "$(date +%T)" "$*" >&2; }
 fail() { say "ERROR: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || fail "needs root (FUSE mounts, smbd)"
@@ -162,7 +163,7 @@ for s in plain yes auto; do
   ts=()
   for i in 1 2 3 4 5; do
     t0=$(now); echo "pwd" | client "$s" >/dev/null; t1=$(now)
-    ts+=("$(echo "$t1 - $t0" | bc -l)")
+    ts+=("$(calc "$t1 - $t0")")
   done
   BASE[$s]=$(printf '%s\n' "${ts[@]}" | median)
 done
@@ -178,7 +179,7 @@ measure() {
   t1=$(now)
   errs=$(grep -cE 'NT_STATUS|does not exist' <<<"$out" || true)
   [ "$errs" = "$expect" ] || fail "$s $row: $errs errors, expected $expect: $(grep NT_STATUS <<<"$out" | sort | uniq -c | head -3)"
-  echo -e "$s\t$row\t$(echo "$n / ($t1 - $t0 - ${BASE[$s]})" | bc -l)" >>"$RES"
+  echo -e "$s\t$row\t$(calc "$n / ($t1 - $t0 - ${BASE[$s]})")" >>"$RES"
 }
 names() {  # printf-format count offset: names spread over the folder
   awk -v f="$1" -v n="$2" -v o="$3" -v N="$FILES" 'BEGIN { for (i = 0; i < n; i++) printf f "\n", (o + i * 7919) % N }'
@@ -227,7 +228,7 @@ for row in hit_exact hit_other miss new list; do
   y=$(awk -F'\t' -v r="$row" '$1 == "yes" && $2 == r {print $3}' "$RES" | median)
   a=$(awk -F'\t' -v r="$row" '$1 == "auto" && $2 == r {print $3}' "$RES" | median)
   printf '| %s | %.0f | %.0f | %.0f | %.2f | %.2f |\n' "$row" "$p" "$y" "$a" \
-    "$(echo "$y / $p" | bc -l)" "$(echo "$a / $p" | bc -l)"
+    "$(calc "$y / $p")" "$(calc "$a / $p")"
 done
 echo
 echo "(ops/s; list: entries/s)"

@@ -46,6 +46,7 @@ while (($#)); do
   shift
 done
 BIN_DIR=$(mkdir -p "$BIN_DIR" && cd "$BIN_DIR" && pwd)  # absolute: WINEPREFIX must be
+calc() { awk "BEGIN { print $* }"; }  # arithmetic on decimals
 say() { printf '[wine %s] %s\n' "$(date +%T)" "$*" >&2; }
 fail() { say "ERROR: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || fail "needs root (FUSE mounts)"
@@ -160,9 +161,9 @@ for row in $(awk -F'\t' '!seen[$2]++ {print $2}' "$RES"); do
   p=$(awk -F'\t' -v r="$row" '$1 == "plain" && $2 == r {print $3}' "$RES" | median)
   f=$(awk -F'\t' -v r="$row" '$1 == "foldfs" && $2 == r {print $3}' "$RES" | median)
   if [ "$row" = list_ms ]; then
-    printf '| %s | %.1f ms | %.1f ms | %.2f |\n' "list, one listing" "$p" "$f" "$(echo "$p / $f" | bc -l)"
+    printf '| %s | %.1f ms | %.1f ms | %.2f |\n' "list, one listing" "$p" "$f" "$(calc "$p / $f")"
   else
-    printf '| %s | %.0f | %.0f | %.2f |\n' "$row" "$p" "$f" "$(echo "$f / $p" | bc -l)"
+    printf '| %s | %.0f | %.0f | %.2f |\n' "$row" "$p" "$f" "$(calc "$f / $p")"
   fi
 done
 echo

@@ -53,7 +53,7 @@ while (($#)); do
   shift
 done
 BIN_DIR=$(mkdir -p "$BIN_DIR" && cd "$BIN_DIR" && pwd)
-calc() { awk "BEGIN { print $* }"; }  # arithmetic on decimals
+calc() { awk "BEGIN { print $* }" 2>/dev/null || echo nan; }  # arithmetic on decimals
 say() { printf '[samba %s] %s\n' "$(date +%T)" "$*" >&2; }
 fail() { say "ERROR: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || fail "needs root (FUSE mounts, smbd)"
@@ -156,7 +156,7 @@ client() {  # share: commands on stdin
   timeout 600 smbclient "//127.0.0.1/$1" -p "$PORT" -N -m SMB3 2>&1
 }
 now() { date +%s.%N; }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "nan" }'; }
 # The cost of a session that does nothing: subtracted from every measurement.
 declare -A BASE
 for s in plain yes auto; do
@@ -179,6 +179,11 @@ measure() {
   t1=$(now)
   errs=$(grep -cE 'NT_STATUS|does not exist' <<<"$out" || true)
   [ "$errs" = "$expect" ] || fail "$s $row: $errs errors, expected $expect: $(grep NT_STATUS <<<"$out" | sort | uniq -c | head -3)"
+  # A session barely longer than an empty one measures nothing (raise --ops).
+  if awk -v t="$(calc "$t1 - $t0 - ${BASE[$s]}")" 'BEGIN { exit !(t < 0.02) }'; then
+    say "$s $row: $n commands took no measurable time beyond the session's own: skipped"
+    return 0
+  fi
   echo -e "$s\t$row\t$(calc "$n / ($t1 - $t0 - ${BASE[$s]})")" >>"$RES"
 }
 names() {  # printf-format count offset: names spread over the folder

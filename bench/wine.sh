@@ -46,7 +46,7 @@ while (($#)); do
   shift
 done
 BIN_DIR=$(mkdir -p "$BIN_DIR" && cd "$BIN_DIR" && pwd)  # absolute: WINEPREFIX must be
-calc() { awk "BEGIN { print $* }"; }  # arithmetic on decimals
+calc() { awk "BEGIN { print $* }" 2>/dev/null || echo nan; }  # arithmetic on decimals
 say() { printf '[wine %s] %s\n' "$(date +%T)" "$*" >&2; }
 fail() { say "ERROR: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || fail "needs root (FUSE mounts)"

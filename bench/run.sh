@@ -21,14 +21,17 @@
 # that off and all use it as they would on such a machine; --no-uring leaves it off (no dev).
 # Options: --bin-dir DIR (use DIR/foldfs and DIR/bench/{fsbench,index_bench} as they are;
 # default: configure and build a Release tree in build-bench), --out DIR (where the report
-# goes). Needs root (drop_caches, loop devices, FUSE mounts), /dev/fuse, bindfs, gnuplot and
-# mkfs.ext4; about 10 GiB free under /tmp for the sparse images (full mode).
+# goes), --apps / --no-apps (Wine and Samba through bench/wine.sh and bench/samba.sh: on in
+# full runs, off in quick ones). Needs root (drop_caches, loop devices, FUSE mounts), /dev/fuse,
+# bindfs, gnuplot and mkfs.ext4; about 10 GiB free under /tmp for the sparse images (full
+# mode); Wine, mingw-w64, samba and smbclient for the Wine and Samba rows (scripts/setup.sh).
 set -Eeuo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
 QUICK=0
 NO_URING=0
+APPS=""  # Wine and Samba (bench/wine.sh, bench/samba.sh): full runs only, unless --apps
 URING_SWITCH=/sys/module/fuse/parameters/enable_uring
 URING_WAS=""  # the switch as it was, when the run changed it
 BIN_DIR=""
@@ -39,7 +42,9 @@ while (($#)); do
     --bin-dir) BIN_DIR=$2; shift ;;
     --out) OUT=$2; shift ;;
     --no-uring) NO_URING=1 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    --apps) APPS=1 ;;
+    --no-apps) APPS=0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -80,6 +85,9 @@ if [ -z "$BIN_DIR" ]; then
   say "building Release in $BIN_DIR"
   cmake -S "$REPO" -B "$BIN_DIR" -DCMAKE_BUILD_TYPE=Release -DFOLDFS_BENCH=ON >/dev/null
   cmake --build "$BIN_DIR" -j2 --target foldfs fsbench index_bench >/dev/null
+  if cmake --build "$BIN_DIR" --target help | grep -qw winbench; then
+    cmake --build "$BIN_DIR" --target winbench >/dev/null
+  fi
 fi
 FOLDFS=$BIN_DIR/foldfs
 FSBENCH=$BIN_DIR/bench/fsbench
@@ -308,6 +316,35 @@ fi
 "$INDEX_BENCH" "${IB_ARGS[@]}" --benchmark_color=false >"$ROOT/index_bench.txt" 2>&1 ||
   fail "index_bench failed: $(cat "$ROOT/index_bench.txt")"
 
+# --- 7. Wine and Samba: the programs themselves, plain folder against foldfs ---------------------
+# Their own scripts (own mounts, smbd and wineserver, stopped on every exit); their tables go
+# into the report as they print them. Full runs only, unless --apps (--no-apps skips them).
+[ -z "$APPS" ] && APPS=$((!QUICK))
+APPS_MD=$ROOT/apps.md
+: >"$APPS_MD"
+if ((APPS)); then
+  phase apps "Wine and Samba"
+  if ((QUICK)); then
+    WINE_ARGS=(--rounds 1 --seconds 0.2) SAMBA_ARGS=(--rounds 1 --files 2000 --ops 200)
+  else
+    WINE_ARGS=() SAMBA_ARGS=()
+  fi
+  if [ -f "$BIN_DIR/bench/winbench.exe" ] && [ -x /usr/lib/wine/wine64 ]; then
+    { echo "#### Wine (bench/wine.sh)"; echo; } >>"$APPS_MD"
+    "$HERE/wine.sh" --bin-dir "$BIN_DIR" "${WINE_ARGS[@]}" >>"$APPS_MD" || fail "bench/wine.sh failed"
+    echo >>"$APPS_MD"
+  else
+    say "no winbench.exe or Wine: Wine rows skipped (scripts/setup.sh installs them)"
+  fi
+  if command -v smbd >/dev/null && command -v smbclient >/dev/null; then
+    { echo "#### Samba (bench/samba.sh)"; echo; } >>"$APPS_MD"
+    "$HERE/samba.sh" --bin-dir "$BIN_DIR" "${SAMBA_ARGS[@]}" >>"$APPS_MD" || fail "bench/samba.sh failed"
+    echo >>"$APPS_MD"
+  else
+    say "no smbd or smbclient: Samba rows skipped"
+  fi
+fi
+
 # --- report ------------------------------------------------------------------------------------
 "$FSBENCH" report "$RESULTS" "$ROOT/table.md" "$ROOT/chart.dat" >"$ROOT/targets.txt"
 gnuplot -e "datafile='$ROOT/chart.dat'; outfile='$OUT/benchmarks.png'" "$HERE/plot.gp"
@@ -332,6 +369,11 @@ GEN=$ROOT/generated.md
   echo
   echo '![ratios to native](benchmarks.png)'
   echo
+  if [ -s "$APPS_MD" ]; then
+    echo 'Wine and Samba, plain folder against foldfs `casefold=all` (docs/wine.md, docs/samba.md):'
+    echo
+    cat "$APPS_MD"
+  fi
   echo 'Name index micro-benchmark (`bench/index_bench`):'
   echo
   echo '```text'

@@ -276,6 +276,7 @@ int Filesystem::set_flags(const Context&, uint64_t ino, uint32_t flags) {
     MutexLock index_lock(node->dir->index_lock);
     node->dir->index.clear();
   }
+  budget_.resized(*node, 0);
   node->dir->casefold = want_casefold;
   // Whatever the kernel cached under the old rules (misses above all) is void now.
   kernel_.forget_everything();

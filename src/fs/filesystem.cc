@@ -44,6 +44,10 @@ bool is_network_filesystem(long type) {
 using backing::SharedFd;
 using backing::UniqueFd;
 
+// Forgotten directories kept watched with their indexes (RestingDirs): each pins one backing
+// inode and its fanotify mark; their names count in the index budget.
+constexpr size_t kRestingDirectories = 1024;
+
 Filesystem::Filesystem(const Options& options, UniqueFd root, const struct stat& root_st,
                        const backing::FileHandle& root_handle, UniqueFd root_read,
                        const std::string& backing)
@@ -54,7 +58,8 @@ Filesystem::Filesystem(const Options& options, UniqueFd root, const struct stat&
       confinement_(backing, root_fd_.get(), root_st.st_dev, root_st.st_ino),
       fds_(options.fd_cache_capacity),
       kernel_(options.debug_no_invalidation),
-      budget_(options.index_budget) {}
+      budget_(options.index_budget),
+      resting_(kRestingDirectories) {}
 
 // The watcher's thread calls back into this object: it stops first.
 Filesystem::~Filesystem() {
@@ -210,8 +215,9 @@ int Filesystem::enter(UniqueFd fd, const struct stat& st, const backing::FileHan
     // Entering the table and placing the directory's watch mark are one step with respect to
     // FORGET, which removes both: an inode brought back by a racing lookup is watched again.
     MutexLock marks(marks_of(fresh->id));  // known and fresh have the same id
-    inode = inodes_.acquire(same_file ? known : fresh, &changed, &inserted);
-    if (inserted && inode->is_dir()) {
+    std::shared_ptr<Inode> rested = same_file ? nullptr : wake_resting(*fresh);
+    inode = inodes_.acquire(same_file ? known : rested ? rested : fresh, &changed, &inserted);
+    if (inserted && inode->is_dir() && inode != rested) {
       watch_directory(*inode, inode->pinned_fd.valid() ? inode->pinned_fd.get() : fd.get());
     }
   }
@@ -290,23 +296,71 @@ int Filesystem::enter_open_file(Inode& parent, int fd, const struct stat& st, En
 }
 
 void Filesystem::forget(uint64_t ino, uint64_t nlookup) {
-  MutexLock marks(marks_of(ino));
-  auto removed = inodes_.release(ino, nlookup);
-  if (!removed) return;
-  fds_.erase(fd_cache_key(*removed));
-  if (!outside_ || !removed->is_dir()) return;
-  // The mark pins the backing inode: drop it with the last kernel reference.
-  bool watched = false;
+  std::vector<std::shared_ptr<Inode>> pushed_out;
   {
-    MutexLock lock(removed->dir->index_lock);
-    watched = removed->dir->watched;
-    removed->dir->watched = false;
+    MutexLock marks(marks_of(ino));
+    auto removed = inodes_.release(ino, nlookup);
+    if (!removed) return;
+    fds_.erase(fd_cache_key(*removed));
+    if (!outside_ || !removed->is_dir()) return;
+    bool watched = false;
+    {
+      MutexLock lock(removed->dir->index_lock);
+      watched = removed->dir->watched;
+    }
+    if (!watched) return;
+    // Still watched, its index kept: the kernel may well look it up again soon.
+    pushed_out = resting_.rest(std::move(removed));
   }
-  if (!watched) return;
-  const int fd = ids_.open(removed->handle, removed->backing_dev, O_PATH | O_NOFOLLOW);
+  stop_resting(pushed_out);
+}
+
+// A resting directory the kernel found again, if `fresh` is the same directory: it comes back
+// with its index (its casefold flag as the backing tree has it now) and a record that says the
+// kernel holds nothing in it. The caller holds marks_of(fresh.id).
+std::shared_ptr<Inode> Filesystem::wake_resting(const Inode& fresh) {
+  if (!fresh.is_dir()) return nullptr;
+  std::shared_ptr<Inode> rested = resting_.take(fresh.id);
+  if (!rested) return nullptr;
+  if (rested->handle != fresh.handle) {  // the inode number was reused
+    unwatch_directory(*rested);
+    return nullptr;
+  }
+  const bool casefold = fresh.dir->casefold.load();
+  if (rested->dir->casefold.load() != casefold) {
+    {
+      MutexLock lock(rested->dir->index_lock);
+      rested->dir->index.clear();
+    }
+    budget_.resized(*rested, 0);
+    rested->dir->casefold = casefold;
+  }
+  rested->dir->kernel.forget_all();
+  rested->dir->listed_epoch = ~0ull;
+  counters_.rested_wakes++;
+  return rested;
+}
+
+void Filesystem::unwatch_directory(Inode& dir) {
+  {
+    MutexLock lock(dir.dir->index_lock);
+    if (!dir.dir->watched) return;
+    dir.dir->watched = false;
+  }
+  // The mark pins the backing inode: it goes with the last use.
+  const int fd = ids_.open(dir.handle, dir.backing_dev, O_PATH | O_NOFOLLOW);
   if (fd >= 0) {
     outside_->unwatch(fd);
     ::close(fd);
+  }
+}
+
+void Filesystem::stop_resting(const std::vector<std::shared_ptr<Inode>>& dirs) {
+  for (const auto& dir : dirs) {
+    MutexLock marks(marks_of(dir->id));
+    auto live = inodes_.get(dir->id);
+    if (live && live->handle == dir->handle) continue;  // its mark serves the live inode
+    unwatch_directory(*dir);
   }
 }
 
@@ -372,11 +426,14 @@ void Filesystem::stop_services() {
 void Filesystem::watch_directory(Inode& dir, int fd) {
   if (!outside_ || dir.handle.empty() || dir.backing_dev != ids_.root_dev() || fd < 0) return;
   const bool ok = outside_->watch(fd);
-  MutexLock lock(dir.dir->index_lock);
-  dir.dir->watched = ok;
-  // Changes made while the directory was not watched (an inode object brought back after a
-  // FORGET) were never reported: start over from a fresh listing.
-  dir.dir->index.clear();
+  {
+    MutexLock lock(dir.dir->index_lock);
+    dir.dir->watched = ok;
+    // Changes made while the directory was not watched (an inode object brought back after a
+    // FORGET) were never reported: start over from a fresh listing.
+    dir.dir->index.clear();
+  }
+  budget_.resized(dir, 0);
 }
 
 // The inode in the table for a backing handle reported by the watcher, if the kernel holds it.
@@ -385,7 +442,12 @@ std::shared_ptr<Inode> Filesystem::known_inode(const backing::FileHandle& handle
   if (root && handle == root->handle) return root;
   const auto id = ids_.id_of(handle);
   if (!id) return nullptr;
+  // FORGET moves a directory from the table to rest, and waking moves it back, under this
+  // lock: without it an event could find the directory in neither, and its index, kept, would
+  // miss the change.
+  MutexLock marks(marks_of(*id));
   auto node = inodes_.get(*id);
+  if (!node) node = resting_.find(*id);  // its index follows outside changes too
   return node && node->handle == handle ? node : nullptr;
 }
 
@@ -396,6 +458,7 @@ void Filesystem::names_changed(const backing::FileHandle& dir_handle, const std:
   if (!dir || !dir->is_dir()) return;  // the kernel holds nothing there
   int err = 0;
   SharedFd dirfd = path_fd(dir, &err);
+  size_t names = 0;
   {
     MutexLock lock(dir->dir->index_lock);
     if (dir->dir->index.complete()) {
@@ -408,7 +471,9 @@ void Filesystem::names_changed(const backing::FileHandle& dir_handle, const std:
         dir->dir->index.erase(name);
       }
     }
+    names = dir->dir->index.size();
   }
+  budget_.resized(*dir, names);
   kernel_.forget_everything();
 }
 
@@ -429,9 +494,13 @@ void Filesystem::attributes_changed(const backing::FileHandle& dir_handle,
 }
 
 void Filesystem::lost_track() {
+  stop_resting(resting_.take_all());
   for (auto& dir : inodes_.directories()) {
-    MutexLock lock(dir->dir->index_lock);
-    dir->dir->index.clear();
+    {
+      MutexLock lock(dir->dir->index_lock);
+      dir->dir->index.clear();
+    }
+    budget_.resized(*dir, 0);
   }
   kernel_.forget_everything();
   outside_->invalidate_inodes(inodes_.ids());
@@ -498,9 +567,8 @@ int Filesystem::check_name(std::string_view name, bool casefold, NameUse use) co
   return 0;
 }
 
-int Filesystem::ensure_index(DirState& dir, int dirfd, bool* loaded, long* delta) {
+int Filesystem::ensure_index(DirState& dir, int dirfd, bool* loaded) {
   *loaded = false;
-  *delta = 0;
   if (dir.watched && dir.index.complete()) return 0;  // outside changes arrive as events
   // Revalidation: the directory's times must not have moved behind our back, and the index
   // must be younger than the kernel's timeouts. Times alone miss some outside changes (a
@@ -522,9 +590,7 @@ int Filesystem::ensure_index(DirState& dir, int dirfd, bool* loaded, long* delta
   std::vector<std::string> names;
   names.reserve(entries.size());
   for (auto& e : entries) names.push_back(std::move(e.name));
-  const long before = static_cast<long>(dir.index.size());
   dir.index.load(names);
-  *delta = static_cast<long>(dir.index.size()) - before;
   dir.index_mtime = st.st_mtim;
   dir.index_ctime = st.st_ctim;
   dir.index_loaded_at = std::chrono::steady_clock::now();
@@ -556,14 +622,15 @@ int Filesystem::resolve(const std::shared_ptr<Inode>& dir_ptr, int dirfd,
   // the index lock held.
   auto with_fresh_index = [&](bool only_if_loaded, auto&& use) {
     bool loaded = false;
-    long delta = 0;
+    size_t names = 0;
     int err = 0;
     {
       MutexLock lock(dir.index_lock);
-      if (!only_if_loaded || dir.index.complete()) err = ensure_index(dir, dirfd, &loaded, &delta);
+      if (!only_if_loaded || dir.index.complete()) err = ensure_index(dir, dirfd, &loaded);
       if (err == 0) use();
+      names = dir.index.size();
     }
-    if (loaded) budget_.loaded(dir_ptr, delta);
+    if (loaded) budget_.loaded(dir_ptr, names);
     return err;
   };
   struct stat st;
@@ -590,17 +657,16 @@ int Filesystem::resolve(const std::shared_ptr<Inode>& dir_ptr, int dirfd,
 void Filesystem::index_change(Inode& dir, int dirfd, std::string_view added,
                               std::string_view removed) {
   DirState& state = *dir.dir;
-  long delta = 0;
+  size_t names = 0;
   {
     MutexLock lock(state.index_lock);
     if (!state.index.complete()) return;
-    const long before = static_cast<long>(state.index.size());
     if (!removed.empty()) state.index.erase(removed);
     if (!added.empty()) state.index.insert(added);
-    delta = static_cast<long>(state.index.size()) - before;
     if (!state.watched) restamp_index(state, dirfd);  // watched: events, not times
+    names = state.index.size();
   }
-  if (delta != 0) budget_.changed(delta);
+  budget_.resized(dir, names);
 }
 
 // The directory's times moved because of a change made through the mount: they become the
@@ -711,6 +777,9 @@ std::string Filesystem::stats_text() const {
   line("watching", outside_ ? 1 : 0);
   line("persistent_handles", ids_.persistent() ? 1 : 0);
   line("index_evictions", budget_.evictions());
+  line("indexed_names", static_cast<uint64_t>(budget_.names()));
+  line("resting_directories", resting_.size());
+  line("resting_directories_woken", c.rested_wakes);
   line("inodes", inodes_.size());
   line("cached_fds", fds_.size());
   line("fd_evictions", fds_.evictions());

@@ -23,11 +23,12 @@
 //
 // Lock order (each acquired before the ones below it):
 //   1. DirState::ns_lock of directories, by increasing node id when two are needed (rename)
-//   2. DirWatcher::read_mutex_ (OutsideWatch::deliver_queued(); the Listener takes 4), or one
-//      of marks_
-//   3. IndexBudget's mutex (other directories' index_lock only try-locked under it)
-//   4. DirState::index_lock
-//   5. leaf locks: InodeTable, FdCache, KernelDentries, NodeIds, OutsideWatch' pending queue
+//   2. DirWatcher::read_mutex_ (OutsideWatch::deliver_queued(); the Listener runs under it)
+//   3. one of marks_, never two at once
+//   4. IndexBudget's mutex (other directories' index_lock only try-locked under it)
+//   5. DirState::index_lock
+//   6. leaf locks: InodeTable, FdCache, KernelDentries, NodeIds, RestingDirs, OutsideWatch'
+//      pending queue
 #pragma once
 
 #include <sys/stat.h>
@@ -57,6 +58,7 @@
 #include "fs/node_ids.h"
 #include "fs/options.h"
 #include "fs/outside_watch.h"
+#include "fs/resting_dirs.h"
 #include "names/folded_name.h"
 
 namespace foldfs::fs {
@@ -224,6 +226,12 @@ class Filesystem : private OutsideWatch::Listener {
   void lost_track() override;
   std::shared_ptr<Inode> known_inode(const backing::FileHandle& handle);
   void watch_directory(Inode& dir, int fd);
+  // Removes the watch mark of a directory the kernel forgot. The caller holds marks_of(dir.id).
+  void unwatch_directory(Inode& dir);
+  std::shared_ptr<Inode> wake_resting(const Inode& fresh);
+  // Directories that stopped resting other than by being found again: their marks go, unless
+  // an inode with the same id and handle is live again and uses the mark.
+  void stop_resting(const std::vector<std::shared_ptr<Inode>>& dirs);
   // Takes in every outside change queued so far, where a request may answer from an index that
   // has not seen them: in a directory whose index is loaded (watched indexes answer hits and
   // misses without asking the backing directory). Everywhere else answers come from the backing
@@ -248,7 +256,7 @@ class Filesystem : private OutsideWatch::Listener {
   int resolve(const std::shared_ptr<Inode>& dir, int dirfd, const names::FoldedName& name,
               std::string* stored, std::optional<struct stat>* exact_stat = nullptr);
   // *loaded: whether it (re)loaded the index; *delta: the change in the number of names.
-  int ensure_index(DirState& dir, int dirfd, bool* loaded, long* delta) REQUIRES(dir.index_lock);
+  int ensure_index(DirState& dir, int dirfd, bool* loaded) REQUIRES(dir.index_lock);
   void index_change(Inode& dir, int dirfd, std::string_view added, std::string_view removed);
   void restamp_index(DirState& state, int dirfd) REQUIRES(state.index_lock);
   // The kernel may now cache `name` in `dir` (a positive entry, or a `negative` one).
@@ -282,6 +290,7 @@ class Filesystem : private OutsideWatch::Listener {
     std::atomic<uint64_t> folded_hits{0};
     std::atomic<uint64_t> negative_answers{0};
     std::atomic<uint64_t> index_loads{0};
+    std::atomic<uint64_t> rested_wakes{0};
   };
 
   const Options options_;
@@ -296,6 +305,7 @@ class Filesystem : private OutsideWatch::Listener {
   backing::FdCache fds_;
   KernelCache kernel_;
   IndexBudget budget_;
+  RestingDirs resting_;
   ListingDemand listing_;
   // Entering the table and placing a directory's watch mark are one step with respect to FORGET,
   // which removes both. Per inode, not per mount: a burst of FORGETs (each may open a handle and

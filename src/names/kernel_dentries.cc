@@ -41,4 +41,9 @@ bool KernelDentries::may_hold_other(uint64_t epoch, uint64_t key_hash, std::stri
   return it->second != h;
 }
 
+void KernelDentries::forget_all() {
+  MutexLock lock(mutex_);
+  by_key_.clear();
+}
+
 }  // namespace foldfs::names

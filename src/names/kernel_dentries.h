@@ -33,6 +33,8 @@ class KernelDentries {
   bool note(uint64_t epoch, uint64_t key_hash, std::string_view spelling) EXCLUDES(mutex_);
   bool may_hold_other(uint64_t epoch, uint64_t key_hash, std::string_view spelling)
       EXCLUDES(mutex_);
+  // The kernel holds no dentry in the directory any more (it forgot the directory's inode).
+  void forget_all() EXCLUDES(mutex_);
 
  private:
   static constexpr uint64_t kMany = 0;  // several spellings seen (spelling hashes are odd)

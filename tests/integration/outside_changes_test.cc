@@ -165,6 +165,35 @@ TEST(OutsideChanges, AttributeAndDataChangesArePushedToTheKernel) {
   }
 }
 
+// A change by another spelling makes the kernel forget every dentry of the mount, and with them
+// the directory's inode. The directory keeps its name index and its watch while it rests: when
+// the kernel finds it again nothing is listed again, and what changed outside meanwhile is there.
+TEST(OutsideChanges, AForgottenDirectoryKeepsItsIndexAndSeesWhatChangedWhileForgotten) {
+  Mount m;
+  ASSERT_TRUE(m.start(kLongCaching));
+  if (!outside_changes_pushed(m)) GTEST_SKIP() << "outside changes are not watched here";
+  ASSERT_EQ(errno_of(::mkdir(m.path("Folder").c_str(), 0755)), Errno(0));
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_EQ(write_file(m.bpath("Folder/File" + std::to_string(i)), ""), Errno(0));
+  }
+  ASSERT_FALSE(exists(m.path("folder/missing")));  // loads the index
+  const uint64_t loads_before = stats_of(m)["index_loads"];
+  constexpr int kRounds = 40;
+  for (int i = 0; i < kRounds; ++i) {
+    const std::string n = std::to_string(i);
+    ASSERT_EQ(write_file(m.path("Folder/New" + n), ""), Errno(0));
+    ASSERT_EQ(errno_of(::unlink(m.path("FOLDER/NEW" + n).c_str())), Errno(0));  // forgets all
+    ASSERT_EQ(write_file(m.bpath("Folder/Outside" + n), ""), Errno(0));
+    EXPECT_TRUE(exists(m.path("folder/OUTSIDE" + n))) << "round " << i;
+    ASSERT_EQ(errno_of(::unlink(m.bpath("Folder/File" + n).c_str())), Errno(0));
+    EXPECT_FALSE(exists(m.path("folder/file" + n))) << "round " << i;
+  }
+  auto stats = stats_of(m);
+  EXPECT_LT(stats.at("index_loads") - loads_before, 4u) << "the index was listed again";
+  EXPECT_GT(stats["resting_directories_woken"], 0u);
+  EXPECT_EQ(stats["indexed_names"], 1u + 500u) << "the root's \"Folder\" and the folder's names";
+}
+
 // The reason for pushing: with the default options, hits, other spellings and misses are
 // answered by the kernel well past the 1 s a polling design could allow. Under
 // outside=revalidate (nothing is pushed) the default stays 1 s.

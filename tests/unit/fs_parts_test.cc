@@ -27,6 +27,7 @@
 #include "fs/listing_demand.h"
 #include "fs/node_ids.h"
 #include "fs/outside_watch.h"
+#include "fs/resting_dirs.h"
 #include "support/fake_kernel.h"
 #include "support/scratch_dir.h"
 
@@ -222,6 +223,72 @@ TEST(IndexBudget, DropsTheLeastRecentlyLoadedIndexesButNeverTheNewOneNorABusyOne
   EXPECT_FALSE(loaded(*c)) << "the next victim in line";
   EXPECT_TRUE(loaded(*d));
   EXPECT_EQ(budget.evictions(), 2u);
+}
+
+// The count is the sum of what each live directory last reported: loading the same directory
+// again, clearing it and forgetting its inode never leave names behind (the old count only grew
+// when a forgotten directory's index went with its inode, until every load evicted another).
+TEST(IndexBudget, CountsExactlyWhatLiveIndexesHoldThroughReloadsClearsAndForgottenInodes) {
+  IndexBudget budget(1000);
+  auto a = directory_with(300), b = directory_with(200);
+  budget.loaded(a, 300);
+  budget.loaded(b, 200);
+  EXPECT_EQ(budget.names(), 500);
+  budget.loaded(a, 300);  // loaded again (revalidated): not counted twice
+  EXPECT_EQ(budget.names(), 500);
+  budget.resized(*a, 301);  // a create through the mount
+  {
+    MutexLock lock(b->dir->index_lock);  // cleared (a flip, or watched afresh)
+    b->dir->index.clear();
+  }
+  budget.resized(*b, 0);
+  EXPECT_EQ(budget.names(), 301);
+  for (int round = 0; round < 50; ++round) {  // the kernel forgets a directory, then finds it
+    a.reset();
+    a = directory_with(300);
+    budget.loaded(a, 300);
+  }
+  EXPECT_EQ(budget.names(), 300);
+  EXPECT_EQ(budget.evictions(), 0u) << "forgotten directories must not crowd out live ones";
+  // Over budget only by live names: the oldest live index goes, then the count is exact again.
+  auto c = directory_with(800);
+  budget.loaded(c, 800);
+  EXPECT_EQ(budget.evictions(), 1u);
+  EXPECT_FALSE(loaded(*a));
+  EXPECT_TRUE(loaded(*c));
+  EXPECT_EQ(budget.names(), 800);
+}
+
+// --- resting directories ------------------------------------------------------------------
+
+std::shared_ptr<Inode> directory_id(uint64_t id) {
+  auto d = directory_with(1);
+  d->id = id;
+  return d;
+}
+
+TEST(RestingDirs, KeepsTheNewestUpToCapacityAndGivesBackWhatIsPushedOut) {
+  RestingDirs resting(2);
+  auto a = directory_id(10), b = directory_id(11), c = directory_id(12);
+  EXPECT_TRUE(resting.rest(a).empty());
+  EXPECT_TRUE(resting.rest(b).empty());
+  auto out = resting.rest(c);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], a) << "the oldest goes: its mark is the caller's to remove";
+  EXPECT_EQ(resting.find(11), b);
+  EXPECT_EQ(resting.size(), 2u) << "find leaves it resting";
+  EXPECT_EQ(resting.take(11), b);
+  EXPECT_EQ(resting.take(11), nullptr);
+  // A newer object for an id that rests pushes the older one out.
+  auto c2 = directory_id(12);
+  out = resting.rest(c2);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], c);
+  EXPECT_EQ(resting.find(12), c2);
+  EXPECT_EQ(resting.take_all().size(), 1u);
+  EXPECT_EQ(resting.size(), 0u);
+  RestingDirs none(0);
+  EXPECT_EQ(none.rest(a).size(), 1u) << "capacity 0: nothing rests";
 }
 
 // --- listing demand -----------------------------------------------------------------------

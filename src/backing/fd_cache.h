@@ -31,6 +31,7 @@ class FdCache {
   void erase(uint64_t key) EXCLUDES(mutex_);
 
   size_t size() const EXCLUDES(mutex_);
+  size_t capacity() const { return capacity_; }
   uint64_t evictions() const EXCLUDES(mutex_);
 
  private:

@@ -23,6 +23,7 @@ void usage(FILE* out) {
       "mount options: casefold=flag|all, strict, allow_other, ro,\n"
       "               entry_timeout=S, attr_timeout=S, negative_timeout=S,\n"
       "               outside=watch|revalidate, uring=auto|on|off,\n"
+      "               xattr=passthrough|nosys, fd_cache=N|auto, device=PATH,\n"
       "               and the mount's flags: [no]suid, [no]dev, [no]exec, atime, noatime,\n"
       "               relatime, strictatime, [no]diratime, [no]symfollow, sync, async, dirsync\n"
       "               (README.md has each one)\n"

@@ -1,5 +1,7 @@
 #include "cli/mount_command.h"
 
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -23,11 +25,22 @@ int usage_error(const std::string& message) {
   return 2;
 }
 
+// The daemon keeps descriptors for the files the kernel uses (fs::Options::fd_cache_capacity,
+// sized from this limit): the soft limit, often 1,024, is raised to the hard one, as a daemon that
+// never uses select() may.
+void raise_open_file_limit() {
+  struct rlimit limit;
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &limit);
+}
+
 int mount_with(fuse::MountRequest& request, const std::vector<std::string>& option_lists) {
   for (const auto& list : option_lists) {
     std::string error;
     if (!fs::parse_mount_options(list, &request.options, &error)) return fail(error);
   }
+  raise_open_file_limit();
   std::string error;
   const int status = fuse::run_mount(request, &error);
   if (status != 0 && !error.empty()) return fail(error);

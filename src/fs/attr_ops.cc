@@ -118,9 +118,12 @@ int Filesystem::statfs(uint64_t, struct statvfs* out) {
 
 // ---------------------------------------------------------------------------------------------
 // Extended attributes. The magic /proc path reaches the file an O_PATH descriptor holds (for a
-// symlink, the link itself). foldfs's own attributes never show through the mount.
+// symlink, the link itself). foldfs's own attributes never show through the mount. With
+// xattr=nosys every request answers ENOSYS, and the kernel sends no more of that kind.
 
 int Filesystem::setxattr(uint64_t ino, std::string_view name, std::string_view value, int flags) {
+  counters_.xattr_requests++;
+  if (options_.xattrs == Xattrs::kNosys) return ENOSYS;
   if (backing::is_reserved_xattr(name)) return EPERM;
   if (options_.read_only) return EROFS;
   std::shared_ptr<Inode> node;
@@ -135,6 +138,8 @@ int Filesystem::setxattr(uint64_t ino, std::string_view name, std::string_view v
 
 int Filesystem::getxattr(uint64_t ino, std::string_view name, size_t size, std::string* value,
                          size_t* needed) {
+  counters_.xattr_requests++;
+  if (options_.xattrs == Xattrs::kNosys) return ENOSYS;
   if (ino == kRootId && name == kStatsXattr) {
     const std::string text = stats_text();
     *needed = text.size();
@@ -158,6 +163,8 @@ int Filesystem::getxattr(uint64_t ino, std::string_view name, size_t size, std::
 }
 
 int Filesystem::listxattr(uint64_t ino, size_t size, std::string* list, size_t* needed) {
+  counters_.xattr_requests++;
+  if (options_.xattrs == Xattrs::kNosys) return ENOSYS;
   std::shared_ptr<Inode> node;
   SharedFd fd;
   if (int err = inode_and_fd(ino, &node, &fd); err != 0) return err;
@@ -193,6 +200,8 @@ int Filesystem::listxattr(uint64_t ino, size_t size, std::string* list, size_t* 
 }
 
 int Filesystem::removexattr(uint64_t ino, std::string_view name) {
+  counters_.xattr_requests++;
+  if (options_.xattrs == Xattrs::kNosys) return ENOSYS;
   if (backing::is_reserved_xattr(name)) return EPERM;
   if (options_.read_only) return EROFS;
   std::shared_ptr<Inode> node;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -48,6 +49,13 @@ using backing::UniqueFd;
 // inode and its fanotify mark; their names count in the index budget.
 constexpr size_t kRestingDirectories = 1024;
 
+// The descriptors this process may hold (the soft limit; the CLI raises it to the hard one).
+uint64_t open_file_limit() {
+  struct rlimit limit;
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 1024;
+  return limit.rlim_cur;
+}
+
 Filesystem::Filesystem(const Options& options, UniqueFd root, const struct stat& root_st,
                        const backing::FileHandle& root_handle, UniqueFd root_read,
                        const std::string& backing)
@@ -56,7 +64,7 @@ Filesystem::Filesystem(const Options& options, UniqueFd root, const struct stat&
       backing_path_(backing),
       ids_(root_st, root_handle, std::move(root_read)),
       confinement_(backing, root_fd_.get(), root_st.st_dev, root_st.st_ino),
-      fds_(options.fd_cache_capacity),
+      fds_(fd_cache_capacity_for(options, open_file_limit())),
       kernel_(options.debug_no_invalidation),
       budget_(options.index_budget),
       resting_(kRestingDirectories) {}
@@ -777,9 +785,11 @@ std::string Filesystem::stats_text() const {
   line("watching", outside_ ? 1 : 0);
   line("persistent_handles", ids_.persistent() ? 1 : 0);
   line("index_evictions", budget_.evictions());
+  line("fd_cache_capacity", fds_.capacity());
   line("indexed_names", static_cast<uint64_t>(budget_.names()));
   line("resting_directories", resting_.size());
   line("resting_directories_woken", c.rested_wakes);
+  line("xattr_requests", c.xattr_requests);
   line("inodes", inodes_.size());
   line("cached_fds", fds_.size());
   line("fd_evictions", fds_.evictions());

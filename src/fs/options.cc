@@ -1,5 +1,6 @@
 #include "fs/options.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -46,6 +47,21 @@ bool parse_seconds(std::string_view text, double* out) {
   for (char c : s) {
     if (!(c >= '0' && c <= '9') && c != '.') return false;
   }
+  *out = v;
+  return true;
+}
+
+constexpr size_t kMaxFdCache = 1u << 20;
+
+// A decimal count in [min, max].
+bool parse_count(std::string_view text, size_t min, size_t max, size_t* out) {
+  if (text.empty() || text.size() > 9) return false;
+  size_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<size_t>(c - '0');
+  }
+  if (v < min || v > max) return false;
   *out = v;
   return true;
 }
@@ -101,6 +117,25 @@ bool apply_one(std::string_view opt, Options* out, std::string* error) {
       return bad_value();
     return true;
   }
+  if (name == "xattr") {
+    if (value == "passthrough")
+      out->xattrs = Xattrs::kPassthrough;
+    else if (value == "nosys")
+      out->xattrs = Xattrs::kNosys;
+    else
+      return bad_value();
+    return true;
+  }
+  if (name == "fd_cache") {
+    if (value == "auto") {
+      out->fd_cache_capacity = Options::kAutoFdCache;
+      return true;
+    }
+    size_t n = 0;
+    if (!parse_count(value, 16, kMaxFdCache, &n)) return bad_value();
+    out->fd_cache_capacity = n;
+    return true;
+  }
   if (name == "device") {
     if (value.empty() || value.front() != '/') return bad_value();
     out->device = std::string(value);
@@ -151,6 +186,17 @@ bool parse_mount_options(std::string_view list, Options* out, std::string* error
     }
   }
   return true;
+}
+
+size_t auto_fd_cache_capacity(uint64_t open_files) {
+  constexpr uint64_t kReserved = 1024, kMin = 128, kMax = 65536;
+  const uint64_t spare = open_files > kReserved ? (open_files - kReserved) / 2 : 0;
+  return static_cast<size_t>(std::clamp(spare, kMin, kMax));
+}
+
+size_t fd_cache_capacity_for(const Options& options, uint64_t open_files) {
+  return options.fd_cache_capacity == Options::kAutoFdCache ? auto_fd_cache_capacity(open_files)
+                                                            : options.fd_cache_capacity;
 }
 
 }  // namespace foldfs::fs

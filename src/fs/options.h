@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,13 @@ enum class OutsideChanges { kWatch, kRevalidate };
 // or refuse to mount; kOff: /dev/fuse only. See src/fuse/uring_transport.h.
 enum class Uring { kAuto, kOn, kOff };
 
+// Extended attributes. kPassthrough: read and written in the backing tree. kNosys: every
+// extended-attribute request answers ENOSYS, after which the kernel stops sending them (each
+// kind once): Wine's DOS attributes, Samba's EAs, DOS attributes and NT ACLs, POSIX ACLs and
+// file capabilities are then unavailable through the mount, and attribute reads and listings
+// cost no round trip for them (README, docs/wine.md, docs/samba.md).
+enum class Xattrs { kPassthrough, kNosys };
+
 struct Options {
   CasefoldMode casefold = CasefoldMode::kFlag;      // casefold=flag|all
   bool strict = false;                              // strict
@@ -28,6 +36,7 @@ struct Options {
   bool allow_other = false;                         // allow_other
   OutsideChanges outside = OutsideChanges::kWatch;  // outside=watch|revalidate
   Uring uring = Uring::kAuto;                       // uring=auto|on|off
+  Xattrs xattrs = Xattrs::kPassthrough;             // xattr=passthrough|nosys
   // Seconds the kernel may keep answers without asking the daemon. Coherence does not depend
   // on them for changes made through the mount (see filesystem.h); they bound how long a
   // change made directly in the backing tree may go unseen. kAutoTimeout (not given): the
@@ -40,7 +49,10 @@ struct Options {
   double entry_timeout = kAutoTimeout;     // entry_timeout=
   double attr_timeout = kAutoTimeout;      // attr_timeout=
   double negative_timeout = kAutoTimeout;  // negative_timeout=
-  size_t fd_cache_capacity = 4096;
+  // Descriptors kept open for backing files (fd_cache=N). kAutoFdCache (fd_cache=auto, the
+  // default): sized from the open-file limit by auto_fd_cache_capacity() when mounting.
+  static constexpr size_t kAutoFdCache = 0;
+  size_t fd_cache_capacity = kAutoFdCache;
   // Names held by all directory indexes together before the least recently loaded indexes are
   // dropped (they reload on demand). About 20-40 bytes + the name each (bench/index_bench:
   // heap_B_per_entry): 4M names of 20 bytes ~ 200 MiB.
@@ -64,6 +76,13 @@ struct Options {
 // Generic mount(8) options (rw, defaults, noauto, ...) are accepted and ignored. Returns true,
 // or false with a message in *error ("unknown option 'x'", "bad value for casefold: 'y'").
 bool parse_mount_options(std::string_view list, Options* out, std::string* error);
+
+// The descriptor cache for a daemon allowed `open_files` descriptors: half of what is left after
+// 1,024 for open files, pinned inodes and the daemon's own (at least 128, at most 65,536), so
+// that a working set of thousands of files is not reopened by handle on every request.
+size_t auto_fd_cache_capacity(uint64_t open_files);
+// The capacity to use: the option's, or the automatic one.
+size_t fd_cache_capacity_for(const Options& options, uint64_t open_files);
 
 // FUSE_SET_ATTR_* values, so that the fs core need not include libfuse (src/fuse/adapter.cc
 // checks them against libfuse's with static_assert).

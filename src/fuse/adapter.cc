@@ -480,7 +480,7 @@ void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_
   fuse_reply_err(req, fsys(req).fsyncdir(ino, datasync != 0));
 }
 
-// --- ioctl: inode flags (chattr, lsattr, Wine's casefold probe) ------------------------------
+// --- ioctl: inode flags (chattr, lsattr, Wine's casefold probe), the stats of the mount -----
 
 void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, struct fuse_file_info*,
               unsigned flags, const void* in_buf, size_t in_bufsz, size_t out_bufsz) {
@@ -491,7 +491,16 @@ void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, struct fu
     }
     // The command arrives as a 32-bit value: compare with the constants truncated alike.
     const uint32_t command = cmd;
-    if (command == static_cast<uint32_t>(FS_IOC_GETFLAGS)) {
+    if (command == static_cast<uint32_t>(fs::kStatsIoctl)) {
+      if (ino != fs::Filesystem::kRootId || fuse_req_ctx(req)->uid != 0) {
+        fuse_reply_err(req, ino != fs::Filesystem::kRootId ? ENOTTY : EPERM);
+        return;
+      }
+      std::string text = fsys(req).stats_text();
+      text.resize(std::min(text.size(), std::min(out_bufsz, fs::kStatsIoctlSize) - 1));
+      text.push_back('\0');
+      fuse_reply_ioctl(req, 0, text.data(), text.size());
+    } else if (command == static_cast<uint32_t>(FS_IOC_GETFLAGS)) {
       uint32_t value = 0;
       const int err = fsys(req).get_flags(ino, &value);
       if (err != 0)

@@ -30,6 +30,7 @@ using foldfs::fs::CasefoldMode;
 using foldfs::fs::Options;
 using foldfs::fs::OutsideChanges;
 using foldfs::fs::Uring;
+using foldfs::fs::Xattrs;
 
 [[noreturn]] void fail(std::string_view list, const char* what) {
   std::fprintf(stderr, "options_fuzz: %s\nlist (%zu bytes): ", what, list.size());
@@ -50,7 +51,7 @@ bool same_double(double a, double b) {
 bool same(const Options& a, const Options& b) {
   return a.casefold == b.casefold && a.strict == b.strict && a.read_only == b.read_only &&
          a.allow_other == b.allow_other && a.outside == b.outside && a.uring == b.uring &&
-         same_double(a.entry_timeout, b.entry_timeout) &&
+         a.xattrs == b.xattrs && same_double(a.entry_timeout, b.entry_timeout) &&
          same_double(a.attr_timeout, b.attr_timeout) &&
          same_double(a.negative_timeout, b.negative_timeout) &&
          a.fd_cache_capacity == b.fd_cache_capacity && a.index_budget == b.index_budget &&
@@ -107,6 +108,25 @@ bool ref_item(std::string_view item, Options* o) {
   }
   if (name == "uring" && has_value && (value == "auto" || value == "on" || value == "off")) {
     o->uring = value == "on" ? Uring::kOn : value == "off" ? Uring::kOff : Uring::kAuto;
+    return true;
+  }
+  if (name == "xattr" && has_value && (value == "passthrough" || value == "nosys")) {
+    o->xattrs = value == "nosys" ? Xattrs::kNosys : Xattrs::kPassthrough;
+    return true;
+  }
+  // fd_cache: "auto", or 1 to 9 decimal digits worth 16 to 2^20.
+  if (name == "fd_cache" && has_value && value == "auto") {
+    o->fd_cache_capacity = Options::kAutoFdCache;
+    return true;
+  }
+  if (name == "fd_cache" && has_value && !value.empty() && value.size() <= 9) {
+    size_t n = 0;
+    for (char c : value) {
+      if (c < '0' || c > '9') return false;
+      n = n * 10 + static_cast<size_t>(c - '0');
+    }
+    if (n < 16 || n > (1u << 20)) return false;
+    o->fd_cache_capacity = n;
     return true;
   }
   if (name == "device" && has_value && !value.empty() && value[0] == '/') {
@@ -167,6 +187,10 @@ std::string canonical(std::string_view list, const Options& o) {
   out += o.uring == Uring::kOn    ? ",uring=on"
          : o.uring == Uring::kOff ? ",uring=off"
                                   : ",uring=auto";
+  if (o.xattrs == Xattrs::kNosys) out += ",xattr=nosys";
+  if (o.fd_cache_capacity != Options::kAutoFdCache) {
+    out += ",fd_cache=" + std::to_string(o.fd_cache_capacity);
+  }
   if (o.strict) out += ",strict";
   if (o.read_only) out += ",ro";
   if (o.allow_other) out += ",allow_other";
@@ -197,7 +221,16 @@ void check_valid(std::string_view list, const Options& o, const Options& base) {
   if (o.uring != Uring::kAuto && o.uring != Uring::kOn && o.uring != Uring::kOff) {
     fail(list, "uring mode out of range");
   }
-  if (o.fd_cache_capacity != base.fd_cache_capacity || o.index_budget != base.index_budget) {
+  if (o.xattrs != Xattrs::kPassthrough && o.xattrs != Xattrs::kNosys) {
+    fail(list, "xattr mode out of range");
+  }
+  if (o.fd_cache_capacity != base.fd_cache_capacity &&
+      (list.find("fd_cache=") == std::string_view::npos ||
+       (o.fd_cache_capacity != Options::kAutoFdCache &&
+        (o.fd_cache_capacity < 16 || o.fd_cache_capacity > (1u << 20))))) {
+    fail(list, "fd_cache changed without a valid fd_cache option");
+  }
+  if (o.index_budget != base.index_budget) {
     fail(list, "an option changed a field no option names");
   }
 }
@@ -245,6 +278,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   base.casefold = CasefoldMode::kAll;
   base.outside = OutsideChanges::kRevalidate;
   base.uring = Uring::kOff;
+  base.xattrs = Xattrs::kNosys;
   base.strict = base.read_only = base.allow_other = base.debug_no_invalidation = true;
   base.entry_timeout = 7.25;
   base.attr_timeout = 0;

@@ -214,6 +214,43 @@ TEST(MountFlags, SuidDevExecAndSymfollowDoWhatTheySay) {
   }
 }
 
+// xattr=nosys: the first extended-attribute request of each kind answers ENOSYS, the kernel
+// asks no more (programs see EOPNOTSUPP), and what foldfs keeps in the backing tree's extended
+// attributes (the casefold flag) and its stats still work. Without it, each call is a request.
+TEST(XattrOption, NosysIsAnsweredOnceAndTheFlagAndStatsStillWork) {
+  for (const std::string xattr : {"passthrough", "nosys"}) {
+    SCOPED_TRACE("xattr=" + xattr);
+    Mount m;
+    ASSERT_TRUE(m.start("xattr=" + xattr));
+    ASSERT_EQ(write_file(m.path("file"), "x"), Errno(0));
+    const uint64_t before = stats_of(m)["xattr_requests"];
+    constexpr int kCalls = 50;
+    for (int i = 0; i < kCalls; ++i) {
+      const XattrResult got = get_xattr(m.path("file"), "user.DOSATTRIB");
+      const Errno set = set_xattr(m.path("file"), "user.DOSATTRIB", "0x20", 0);
+      if (xattr == "nosys") {
+        ASSERT_EQ(got.error, Errno(EOPNOTSUPP));
+        ASSERT_EQ(set, Errno(EOPNOTSUPP));
+      } else {
+        ASSERT_EQ(set, Errno(0));
+      }
+    }
+    const uint64_t requests = stats_of(m)["xattr_requests"] - before;
+    if (xattr == "nosys") {
+      EXPECT_LE(requests, 2u) << "the kernel kept asking";
+    } else {
+      EXPECT_GE(requests, 2u * kCalls - 1);
+    }
+    ASSERT_EQ(errno_of(::mkdir(m.path("d").c_str(), 0755)), Errno(0));
+    ASSERT_EQ(set_inode_flags(m.path("d"), kCasefoldFl), Errno(0));
+    ASSERT_EQ(write_file(m.path("d/Foo"), "x"), Errno(0));
+    ASSERT_TRUE(m.unmount());
+    ASSERT_TRUE(m.start("xattr=" + xattr));
+    EXPECT_EQ(get_inode_flags(m.path("d")).flags & kCasefoldFl, kCasefoldFl) << "kept";
+    EXPECT_EQ(read_file(m.path("d/FOO")), "x");
+  }
+}
+
 TEST(MountCli, CombinedOptionListAppliesTheFoldfsOptions) {
   Mount m;
   ASSERT_TRUE(

@@ -47,6 +47,37 @@ TEST(MountOptions, TransportFollowsTheKernelUnlessGiven) {
   EXPECT_EQ(error, "bad value for uring: 'yes'");
 }
 
+TEST(MountOptions, ExtendedAttributesPassThroughUnlessNosys) {
+  Options o;
+  std::string error;
+  EXPECT_EQ(o.xattrs, Xattrs::kPassthrough);
+  ASSERT_TRUE(parse_mount_options("xattr=nosys", &o, &error)) << error;
+  EXPECT_EQ(o.xattrs, Xattrs::kNosys);
+  ASSERT_TRUE(parse_mount_options("xattr=passthrough", &o, &error)) << error;
+  EXPECT_EQ(o.xattrs, Xattrs::kPassthrough);
+  EXPECT_FALSE(parse_mount_options("xattr=noattr", &o, &error));
+  EXPECT_EQ(error, "bad value for xattr: 'noattr'");
+}
+
+// The cache holds a working set of thousands of files where the limit allows, and leaves room
+// for open files and the daemon's own descriptors where it is small.
+TEST(MountOptions, DescriptorCacheIsSizedFromTheOpenFileLimitUnlessGiven) {
+  Options o;
+  std::string error;
+  EXPECT_EQ(o.fd_cache_capacity, Options::kAutoFdCache);
+  EXPECT_EQ(fd_cache_capacity_for(o, 20000), 9488u);
+  EXPECT_EQ(fd_cache_capacity_for(o, 1024), 128u) << "Debian's default soft limit";
+  EXPECT_EQ(fd_cache_capacity_for(o, 1u << 20), 65536u) << "systemd's default hard limit";
+  ASSERT_TRUE(parse_mount_options("fd_cache=8192", &o, &error)) << error;
+  EXPECT_EQ(fd_cache_capacity_for(o, 1024), 8192u) << "given: as given";
+  ASSERT_TRUE(parse_mount_options("fd_cache=auto", &o, &error)) << error;
+  EXPECT_EQ(o.fd_cache_capacity, Options::kAutoFdCache);
+  for (const char* bad : {"fd_cache=15", "fd_cache=1048577", "fd_cache=", "fd_cache=-5",
+                          "fd_cache=1e4", "fd_cache"}) {
+    EXPECT_FALSE(parse_mount_options(bad, &o, &error)) << bad;
+  }
+}
+
 TEST(MountOptions, IgnoresGenericMountOptions) {
   Options o;
   std::string error;

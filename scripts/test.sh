@@ -107,5 +107,11 @@ for f in "$RESULTS"/*.xml; do
   failed=$((failed + ${fl:-0}))
 done
 echo "total: $passed passed, $failed failed"
+# The names of the failed tests again, last, where a truncated log still shows them.
+for f in "$RESULTS"/*.xml; do
+  [ -f "$f" ] || continue
+  grep -o '<testcase name="[^"]*"[^>]*status="fail"' "$f" |
+    sed -E "s/<testcase name=\"([^\"]*)\".*/FAILED ($(basename "$f" .xml)): \1/"
+done
 if ((failed > 0)); then status=1; fi
 exit $status

@@ -427,9 +427,9 @@ TEST(NfsHandles, DirectoryHandleSurvivesDroppedCaches) {
   handles_across_dropped_caches(/*directory=*/true);
 }
 
-// Fails (NFS4ERR_STALE) until foldfs places a regular file reached by handle without relying on
-// the backing dentry that drop_caches removed (docs/coherence.md, "Entries that arrive without
-// a lookup").
+// Failed (NFS4ERR_STALE) while foldfs placed a regular file reached by handle by the backing
+// dentry that drop_caches removed; it now finds a name that holds the file (docs/coherence.md,
+// "Entries that arrive without a lookup").
 TEST(NfsHandles, RegularFileHandleSurvivesDroppedCaches) {
   SKIP_WITHOUT_GANESHA();
   SKIP_WHERE_THE_BACKING_LACKS(kPersistentHandles);

@@ -223,7 +223,16 @@ int Filesystem::enter(UniqueFd fd, const struct stat& st, const backing::FileHan
     // Entering the table and placing the directory's watch mark are one step with respect to
     // FORGET, which removes both: an inode brought back by a racing lookup is watched again.
     MutexLock marks(marks_of(fresh->id));  // known and fresh have the same id
-    std::shared_ptr<Inode> rested = same_file ? nullptr : wake_resting(*fresh);
+    std::shared_ptr<Inode> rested;
+    if (!same_file) {
+      rested = wake_resting(*fresh);
+    } else if (inodes_.get(fresh->id) != known) {
+      // A FORGET took `known` out of the table after it was read above, and rested it if it
+      // is a watched directory: it comes back from there, or the same object would be in the
+      // table and at rest at once (and its next rest would unwatch it).
+      rested = resting_.take(fresh->id);
+      if (rested) woke(*rested);
+    }
     inode = inodes_.acquire(same_file ? known : rested ? rested : fresh, &changed, &inserted);
     if (inserted && inode->is_dir() && inode != rested) {
       watch_directory(*inode, inode->pinned_fd.valid() ? inode->pinned_fd.get() : fd.get());
@@ -343,10 +352,14 @@ std::shared_ptr<Inode> Filesystem::wake_resting(const Inode& fresh) {
     budget_.resized(*rested, 0);
     rested->dir->casefold = casefold;
   }
-  rested->dir->kernel.forget_all();
-  rested->dir->listed_epoch = ~0ull;
-  counters_.rested_wakes++;
+  woke(*rested);
   return rested;
+}
+
+void Filesystem::woke(Inode& rested) {
+  rested.dir->kernel.forget_all();
+  rested.dir->listed_epoch = ~0ull;
+  counters_.rested_wakes++;
 }
 
 void Filesystem::unwatch_directory(Inode& dir) {

@@ -233,6 +233,8 @@ class Filesystem : private OutsideWatch::Listener {
   // Removes the watch mark of a directory the kernel forgot. The caller holds marks_of(dir.id).
   void unwatch_directory(Inode& dir);
   std::shared_ptr<Inode> wake_resting(const Inode& fresh);
+  // What the kernel held in a directory it found again is gone: its record starts empty.
+  void woke(Inode& rested);
   // Directories that stopped resting other than by being found again: their marks go, unless
   // an inode with the same id and handle is live again and uses the mark.
   void stop_resting(const std::vector<std::shared_ptr<Inode>>& dirs);

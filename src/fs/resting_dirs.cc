@@ -9,8 +9,9 @@ std::vector<std::shared_ptr<Inode>> RestingDirs::rest(std::shared_ptr<Inode> dir
     pushed_out.push_back(std::move(dir));
     return pushed_out;
   }
-  if (auto it = by_id_.find(dir->id); it != by_id_.end()) {  // an older object for that id
-    pushed_out.push_back(std::move(*it->second));
+  if (auto it = by_id_.find(dir->id); it != by_id_.end()) {
+    // An older object for that id goes; the same object rested again only moves to the end.
+    if (*it->second != dir) pushed_out.push_back(std::move(*it->second));
     order_.erase(it->second);
     by_id_.erase(it);
   }

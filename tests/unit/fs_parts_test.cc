@@ -285,6 +285,9 @@ TEST(RestingDirs, KeepsTheNewestUpToCapacityAndGivesBackWhatIsPushedOut) {
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0], c);
   EXPECT_EQ(resting.find(12), c2);
+  // The same object rested again pushes nothing out: its mark serves it still.
+  EXPECT_TRUE(resting.rest(c2).empty());
+  EXPECT_EQ(resting.size(), 1u);
   EXPECT_EQ(resting.take_all().size(), 1u);
   EXPECT_EQ(resting.size(), 0u);
   RestingDirs none(0);

@@ -9,7 +9,7 @@
 //   daemon's death loses nothing the backing filesystem was given; fsync'ed or not — a power cut
 //   is §3's test); no rename is half applied; exchanges are both-or-neither; new directories of
 //   casefolded directories are casefolded; no two equivalent names exist; handles taken through
-//   the mount before the crash open the same directories (and files, or ESTALE) afterwards.
+//   the mount before the crash open the same directories and files afterwards.
 // - Unmounting with open files: umount/fusermount3 -u fail with EBUSY, umount -l detaches at
 //   once, the open files keep working, and the daemon exits when they are closed.
 // - A daemon that dies while requests are in flight: the waiting processes get an error
@@ -299,7 +299,7 @@ TEST(Crash, KillDuringWritesAndRenamesLosesNothingAndHalfAppliesNothing) {
 
   const std::string journal_path = m.tpath("journal");
   std::vector<std::string> journal;
-  long kills = 0, total_ops = 0, handles_dirs = 0, handles_files = 0, handles_stale = 0;
+  long kills = 0, total_ops = 0, handles_dirs = 0, handles_files = 0;
   Verdict last;
   for (long round = 0; round < rounds; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));
@@ -382,15 +382,15 @@ TEST(Crash, KillDuringWritesAndRenamesLosesNothingAndHalfAppliesNothing) {
     }
     for (auto& [f, h] : file_handles) {
       const int fd = open_handle(m.mnt(), h, O_RDONLY);
+      // Files too come back by handle after a restart and dropped caches (docs/design.md,
+      // "Node ids and file handles").
+      EXPECT_GE(fd, 0) << "file handle of " << f << " after the restart: " << std::strerror(-fd);
       if (fd >= 0) {
         char buf[16] = {};
         EXPECT_EQ(::read(fd, buf, sizeof buf), 6);
         EXPECT_STREQ(buf, "stable") << f << ": the handle opened another file";
         ::close(fd);
         ++handles_files;
-      } else {
-        EXPECT_EQ(-fd, ESTALE) << f << ": " << std::strerror(-fd);
-        ++handles_stale;
       }
     }
     RunResult check = run({foldfs_binary(), "check", m.backing()});
@@ -407,8 +407,7 @@ TEST(Crash, KillDuringWritesAndRenamesLosesNothingAndHalfAppliesNothing) {
   report_figure("crash: exchanges verified", last.exchanges);
   report_figure("crash: directories made in casefolded dirs, flag intact", last.dirs);
   report_figure("crash: directory handles reopened after restart", handles_dirs);
-  report_figure("crash: file handles reopened after restart (ESTALE)",
-                std::to_string(handles_files) + " (" + std::to_string(handles_stale) + ")");
+  report_figure("crash: file handles reopened after restart", std::to_string(handles_files));
 }
 
 TEST(Crash, UnmountWithOpenFilesIsBusyAndLazyUnmountWaitsForThem) {

@@ -18,6 +18,7 @@
 # Root; nfs-ganesha, nfs-ganesha-vfs and libnfs (scripts/setup.sh). A few minutes.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/app_common.sh"
 BIN_DIR=$HERE/../build
 ROUNDS=3
 FILES=2000
@@ -95,7 +96,6 @@ probe() {
   awk -v n="$4" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
     END { printf "%.1f %d\n", v["seconds"] * 1e6 / n, v["errors"] }' <<<"$out"
 }
-median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 declare -A T E
 ROWS=(create read list lookup lookup-ci)

@@ -28,6 +28,7 @@
 set -Eeuo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/fuse_trace.sh"
+. "$HERE/app_common.sh"
 REPO=$(dirname "$HERE")
 BIN_DIR=$REPO/build
 FILES=20000
@@ -53,7 +54,6 @@ while (($#)); do
   shift
 done
 BIN_DIR=$(mkdir -p "$BIN_DIR" && cd "$BIN_DIR" && pwd)
-calc() { awk "BEGIN { print $* }" 2>/dev/null || echo nan; }  # arithmetic on decimals
 say() { printf '[samba %s] %s\n' "$(date +%T)" "$*" >&2; }
 fail() { say "ERROR: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || fail "needs root (FUSE mounts, smbd)"
@@ -85,11 +85,7 @@ cleanup() {
     for p in $(smbd_pids); do kill -9 "$p" 2>/dev/null || true; done
   fi
   fuse_trace_cleanup
-  for i in $(seq 50); do
-    mountpoint -q "$MNT" || break
-    umount "$MNT" 2>/dev/null || sleep 0.1
-  done
-  mountpoint -q "$MNT" && umount -l "$MNT"
+  unmount_patiently "$MNT"
   rm -rf "$WORK"
   exit $status
 }
@@ -156,7 +152,6 @@ client() {  # share: commands on stdin
   timeout 600 smbclient "//127.0.0.1/$1" -p "$PORT" -N -m SMB3 2>&1
 }
 now() { date +%s.%N; }
-median() { sort -g | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "nan" }'; }
 # The cost of a session that does nothing: subtracted from every measurement.
 declare -A BASE
 for s in plain yes auto; do
@@ -191,12 +186,7 @@ names() {  # printf-format count offset: names spread over the folder
 }
 files_in() { find "$1" -maxdepth 1 -type f | wc -l; }
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-# Whether the kernel's FUSE over io_uring is on (the mount then uses it: uring=auto).
-transport() {
-  local sw=/sys/module/fuse/parameters/enable_uring
-  if [ "$(cat "$sw" 2>/dev/null)" = Y ] && [[ "$OPTS" != *uring=off* ]]; then echo "io_uring"; else echo "/dev/fuse"; fi
-}
-TRANSPORT_START=$(transport)
+TRANSPORT_START=$(fuse_transport)
 say "work area $WORK, smbd on 127.0.0.1:$PORT, $FILES files, load $LOAD_START"
 run_rows() {  # round share
   local r=$1 s=$2 n=$OPS dir
@@ -223,7 +213,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo "$("$SMBD" --version), foldfs $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?') casefold=all$OPTS${SHARE_OPTS:+, foldfs shares with: $SHARE_OPTS},"
 echo "$(uname -r), $(nproc) CPUs, load $LOAD_START at the start, $LOAD_END at the end; $FILES files in the folder;"
-echo "FUSE transport: $TRANSPORT_START at the start, $(transport) at the end."
+echo "FUSE transport: $TRANSPORT_START at the start, $(fuse_transport) at the end."
 echo "medians of $ROUNDS rounds; $OPS commands per session ($((OPS / 10)) for misses and new files on auto), empty session subtracted (plain ${BASE[plain]} s)."
 echo
 echo "| row | plain (Samba matches) | foldfs, case sensitive = yes | foldfs, auto | yes/plain | auto/plain |"

@@ -25,6 +25,7 @@
 set -Eeuo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/fuse_trace.sh"
+. "$HERE/app_common.sh"
 REPO=$(dirname "$HERE")
 BIN_DIR=$REPO/build
 ROUNDS=3
@@ -46,7 +47,6 @@ while (($#)); do
   shift
 done
 BIN_DIR=$(mkdir -p "$BIN_DIR" && cd "$BIN_DIR" && pwd)  # absolute: WINEPREFIX must be
-calc() { awk "BEGIN { print $* }" 2>/dev/null || echo nan; }  # arithmetic on decimals
 say() { printf '[wine %s] %s\n' "$(date +%T)" "$*" >&2; }
 fail() { say "ERROR: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || fail "needs root (FUSE mounts)"
@@ -90,11 +90,7 @@ cleanup() {
     kill -9 "$SERVER_PID" 2>/dev/null || true
   fi
   fuse_trace_cleanup
-  for i in $(seq 50); do
-    mountpoint -q "$MNT" || break
-    umount "$MNT" 2>/dev/null || sleep 0.1
-  done
-  mountpoint -q "$MNT" && umount -l "$MNT"
+  unmount_patiently "$MNT"
   rm -rf "$WORK"
   exit $status
 }
@@ -125,12 +121,7 @@ SERVER_PID=$!
 timeout 120 "$WINE" cmd /c exit >/dev/null 2>&1 || true   # starts the prefix's services
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-# Whether the kernel's FUSE over io_uring is on (the mount then uses it: uring=auto).
-transport() {
-  local sw=/sys/module/fuse/parameters/enable_uring
-  if [ "$(cat "$sw" 2>/dev/null)" = Y ] && [[ "$OPTS" != *uring=off* ]]; then echo "io_uring"; else echo "/dev/fuse"; fi
-}
-TRANSPORT_START=$(transport)
+TRANSPORT_START=$(fuse_transport)
 say "work area $WORK, load $LOAD_START, $ROUNDS rounds of ${SECONDS_PER_ROW} s per row"
 RES=$WORK/rows.tsv
 : >"$RES"
@@ -149,10 +140,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
 echo "Wine $("$WINE" --version 2>/dev/null), foldfs $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'), mount -o casefold=all$OPTS,"
 echo "$(uname -r), $(nproc) CPUs, load $LOAD_START at the start, $LOAD_END at the end;"
-echo "FUSE transport: $TRANSPORT_START at the start, $(transport) at the end."
+echo "FUSE transport: $TRANSPORT_START at the start, $(fuse_transport) at the end."
 echo "medians of $ROUNDS rounds of ${SECONDS_PER_ROW} s per row; plain folder and backing on $(df -T "$WORK" | awk 'NR==2 {print $2}')."
 echo
 echo "| row | plain | foldfs | foldfs/plain |"

@@ -126,6 +126,15 @@ bool apply_one(std::string_view opt, Options* out, std::string* error) {
       return bad_value();
     return true;
   }
+  if (name == "passthrough") {
+    if (value == "auto")
+      out->passthrough = Passthrough::kAuto;
+    else if (value == "off")
+      out->passthrough = Passthrough::kOff;
+    else
+      return bad_value();
+    return true;
+  }
   if (name == "fd_cache") {
     if (value == "auto") {
       out->fd_cache_capacity = Options::kAutoFdCache;

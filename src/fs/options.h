@@ -29,6 +29,12 @@ enum class Uring { kAuto, kOn, kOff };
 // cost no round trip for them (README, docs/wine.md, docs/samba.md).
 enum class Xattrs { kPassthrough, kNosys };
 
+// File data. kAuto: regular files opened through the mount are handed to the kernel's FUSE
+// passthrough where the kernel offers it and the daemon may use it (CAP_SYS_ADMIN): reads,
+// writes and mmap go to the backing file without the daemon (src/fuse/passthrough.h). kOff:
+// every read and write crosses the daemon.
+enum class Passthrough { kAuto, kOff };
+
 struct Options {
   CasefoldMode casefold = CasefoldMode::kFlag;      // casefold=flag|all
   bool strict = false;                              // strict
@@ -37,6 +43,7 @@ struct Options {
   OutsideChanges outside = OutsideChanges::kWatch;  // outside=watch|revalidate
   Uring uring = Uring::kAuto;                       // uring=auto|on|off
   Xattrs xattrs = Xattrs::kPassthrough;             // xattr=passthrough|nosys
+  Passthrough passthrough = Passthrough::kAuto;     // passthrough=auto|off
   // Seconds the kernel may keep answers without asking the daemon. Coherence does not depend
   // on them for changes made through the mount (see filesystem.h); they bound how long a
   // change made directly in the backing tree may go unseen. kAutoTimeout (not given): the

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fuse_lowlevel.h>
 #include <linux/fs.h>
+#include <linux/fuse.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "fuse/passthrough.h"
 #include "fuse/uring_transport.h"
 
 namespace foldfs::fuse {
@@ -35,6 +37,7 @@ static_assert(fs::kSetAttrMode == FUSE_SET_ATTR_MODE && fs::kSetAttrUid == FUSE_
 struct State {
   fs::Filesystem* fs;
   EpochNotifier* notifier;
+  BackingFiles* backing = nullptr;  // with passthrough=auto
   bool no_opendir = false;  // the kernel skips OPENDIR/RELEASEDIR once opendir says ENOSYS
 };
 
@@ -285,6 +288,65 @@ void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
 
 // --- files -----------------------------------------------------------------------------------
 
+// Replies that hand the file to the kernel's passthrough (fuse/passthrough.h). libfuse 3.14's
+// fuse_reply_open/fuse_reply_create cannot carry a backing id: these build the same bytes, with
+// fuse_open_out as of protocol 7.40 (the id takes what was padding), and send them with
+// fuse_reply_buf.
+constexpr uint32_t kFopenPassthrough = 1u << 7;  // FOPEN_PASSTHROUGH
+
+struct OpenOut {
+  uint64_t fh;
+  uint32_t open_flags;
+  int32_t backing_id;
+};
+static_assert(sizeof(OpenOut) == sizeof(fuse_open_out));
+
+uint64_t timeout_seconds(double t) {
+  return t <= 0 ? 0 : static_cast<uint64_t>(t);
+}
+uint32_t timeout_nanoseconds(double t) {
+  return t <= 0 ? 0 : static_cast<uint32_t>((t - static_cast<double>(timeout_seconds(t))) * 1e9);
+}
+
+struct fuse_entry_out entry_out(const fs::EntryOut& e) {
+  struct fuse_entry_out out;
+  memset(&out, 0, sizeof(out));
+  out.nodeid = e.ino;
+  out.generation = e.generation;
+  out.entry_valid = timeout_seconds(e.entry_timeout);
+  out.entry_valid_nsec = timeout_nanoseconds(e.entry_timeout);
+  out.attr_valid = timeout_seconds(e.attr_timeout);
+  out.attr_valid_nsec = timeout_nanoseconds(e.attr_timeout);
+  const struct stat& st = e.attr;
+  out.attr.ino = st.st_ino;
+  out.attr.mode = st.st_mode;
+  out.attr.nlink = static_cast<uint32_t>(st.st_nlink);
+  out.attr.uid = st.st_uid;
+  out.attr.gid = st.st_gid;
+  out.attr.rdev = static_cast<uint32_t>(st.st_rdev);
+  out.attr.size = static_cast<uint64_t>(st.st_size);
+  out.attr.blksize = static_cast<uint32_t>(st.st_blksize);
+  out.attr.blocks = static_cast<uint64_t>(st.st_blocks);
+  out.attr.atime = static_cast<uint64_t>(st.st_atim.tv_sec);
+  out.attr.mtime = static_cast<uint64_t>(st.st_mtim.tv_sec);
+  out.attr.ctime = static_cast<uint64_t>(st.st_ctim.tv_sec);
+  out.attr.atimensec = static_cast<uint32_t>(st.st_atim.tv_nsec);
+  out.attr.mtimensec = static_cast<uint32_t>(st.st_mtim.tv_nsec);
+  out.attr.ctimensec = static_cast<uint32_t>(st.st_ctim.tv_nsec);
+  return out;
+}
+
+// The backing id to open `fh` of `ino` with, 0 for none.
+int32_t passthrough_id(fuse_req_t req, fuse_ino_t ino, uint64_t fh) {
+  BackingFiles* backing = state(req)->backing;
+  return backing ? backing->opened(ino, fh, fsys(req).file_fd(fh)) : 0;
+}
+
+void release_file(fuse_req_t req, uint64_t fh) {
+  if (BackingFiles* backing = state(req)->backing) backing->released(fh);
+  fsys(req).release(fh);
+}
+
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
   guarded(req, [&] {
     uint64_t fh = 0;
@@ -294,9 +356,15 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
       return;
     }
     fi->fh = fh;
+    if (const int32_t id = passthrough_id(req, ino, fh); id > 0) {
+      const OpenOut out{fh, kFopenPassthrough, id};
+      if (fuse_reply_buf(req, reinterpret_cast<const char*>(&out), sizeof(out)) != 0)
+        release_file(req, fh);
+      return;
+    }
     // Keep the page cache across opens: AUTO_INVAL_DATA drops it when the file changed.
     fi->keep_cache = fsys(req).attr_timeout() > 0;
-    if (fuse_reply_open(req, fi) != 0) fsys(req).release(fh);  // interrupted: don't leak
+    if (fuse_reply_open(req, fi) != 0) release_file(req, fh);  // interrupted: don't leak
   });
 }
 
@@ -311,8 +379,20 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
       return;
     }
     fi->fh = fh;
+    if (const int32_t id = passthrough_id(req, out.ino, fh); id > 0) {
+      struct {
+        struct fuse_entry_out entry;
+        OpenOut open;
+      } reply;
+      static_assert(sizeof(reply) == sizeof(fuse_entry_out) + sizeof(OpenOut));
+      reply.entry = entry_out(out);
+      reply.open = OpenOut{fh, kFopenPassthrough, id};
+      if (fuse_reply_buf(req, reinterpret_cast<const char*>(&reply), sizeof(reply)) != 0)
+        release_file(req, fh);
+      return;
+    }
     const struct fuse_entry_param e = to_entry_param(out);
-    if (fuse_reply_create(req, &e, fi) != 0) fsys(req).release(fh);
+    if (fuse_reply_create(req, &e, fi) != 0) release_file(req, fh);
   });
 }
 
@@ -355,6 +435,7 @@ void op_flush(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
 }
 
 void op_release(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
+  if (BackingFiles* backing = state(req)->backing) backing->released(fi->fh);
   fuse_reply_err(req, fsys(req).release(fi->fh));
 }
 
@@ -594,6 +675,10 @@ const struct fuse_lowlevel_ops& lowlevel_ops() {
 
 void* make_userdata(fs::Filesystem* fs, EpochNotifier* notifier) {
   return new State{fs, notifier};
+}
+
+void set_backing_files(void* userdata, BackingFiles* backing) {
+  static_cast<State*>(userdata)->backing = backing;
 }
 
 void free_userdata(void* userdata) {

@@ -14,6 +14,10 @@ namespace foldfs::fuse {
 const struct fuse_lowlevel_ops& lowlevel_ops();
 void* make_userdata(fs::Filesystem* fs, EpochNotifier* notifier);
 void free_userdata(void* userdata);
+class BackingFiles;
+// Opens of regular files are offered to the kernel's passthrough through `backing` (before the
+// session runs; nullptr: never).
+void set_backing_files(void* userdata, BackingFiles* backing);
 
 struct MountRequest {
   std::string backing;     // as given by the user

@@ -13,6 +13,7 @@
 
 #include "fuse/adapter.h"
 #include "fuse/mount_flags.h"
+#include "fuse/passthrough.h"
 #include "fuse/uring_transport.h"
 
 namespace foldfs::fuse {
@@ -145,8 +146,15 @@ int run_mount(const MountRequest& request, std::string* error) {
       if (!request.foreground) fuse_daemonize(0);
       // After daemonizing: the ring's threads start here and must live in the serving process.
       UringTransport transport;
-      if (uring && transport.install(se) == 0)
-        filesystem->set_transport_stats([&transport] { return transport.stats_text(); });
+      const bool passthrough = request.options.passthrough == fs::Passthrough::kAuto;
+      BackingFiles backing(fuse_session_fd(se),
+                           [&transport] { return transport.passthrough_granted(); });
+      if ((uring || passthrough) && transport.install(se, uring, passthrough) == 0) {
+        if (passthrough) set_backing_files(userdata, &backing);
+        filesystem->set_transport_stats([&transport, &backing, passthrough] {
+          return transport.stats_text() + (passthrough ? backing.stats_text() : "passthrough 0\n");
+        });
+      }
       filesystem->start_services();
       struct fuse_loop_config* config = fuse_loop_cfg_create();
       fuse_loop_cfg_set_clone_fd(config, 1);
@@ -158,6 +166,7 @@ int run_mount(const MountRequest& request, std::string* error) {
       filesystem->stop_services();
       transport.stop();
       filesystem->set_transport_stats(nullptr);
+      set_backing_files(userdata, nullptr);
       notifier.set_session(nullptr);
       fuse_session_unmount(se);
     }

@@ -30,6 +30,12 @@ namespace {
 // The kernel's FUSE-over-io_uring interface (include/uapi/linux/fuse.h, protocol 7.42); the
 // Debian 12 headers predate it.
 constexpr uint64_t kFuseOverIoUring = 1ULL << 41;  // FUSE_OVER_IO_URING, an INIT flag
+constexpr uint64_t kFusePassthrough = 1ULL << 37;  // FUSE_PASSTHROUGH, an INIT flag (7.40)
+// fuse_init_out's max_stack_depth (7.40) is the first of the 7 words Debian 12's header calls
+// `unused`: how deep the backing filesystems may stack under the mount. 1: they may not be
+// stacked themselves (overlayfs, a FUSE mount using passthrough); the mount itself then counts
+// as one level, so overlayfs may still use it as a layer.
+constexpr uint32_t kPassthroughStackDepth = 1;
 constexpr uint32_t kCmdRegister = 1;               // FUSE_IO_URING_CMD_REGISTER
 constexpr uint32_t kCmdCommitAndFetch = 2;         // FUSE_IO_URING_CMD_COMMIT_AND_FETCH
 constexpr size_t kHeaderArea = 128;                // FUSE_URING_IN_OUT_HEADER_SZ
@@ -161,7 +167,9 @@ UringTransport::~UringTransport() {
   stop();
 }
 
-int UringTransport::install(struct fuse_session* se) {
+int UringTransport::install(struct fuse_session* se, bool ring, bool passthrough) {
+  ring_ = ring;
+  want_passthrough_ = passthrough;
   UringTransport* none = nullptr;
   if (!g_transport.compare_exchange_strong(none, this)) return EBUSY;
   se_ = se;
@@ -178,6 +186,7 @@ int UringTransport::install(struct fuse_session* se) {
   if (int r = fuse_session_custom_io(se, &io, dev_fd_); r < 0) return -r;
   const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   entry_capacity_ = std::max<size_t>(kMinReadBuffer, kLibfuseMaxPages * page);
+  if (!ring_) return 0;
   // The kernel has a queue per possible CPU and uses the ring only once each has an entry.
   const std::vector<int> cpus = possible_cpus();
   thread_count_ = static_cast<int>(cpus.size()) * kThreadsPerCpu;
@@ -211,6 +220,7 @@ void UringTransport::stop() {
 
 std::string UringTransport::stats_text() const {
   std::string out;
+  if (!ring_) return out;  // hooked in for passthrough only
   out += "uring_threads " + std::to_string(serving_.load()) + "\n";
   out += "uring_requests " + std::to_string(requests_.load()) + "\n";
   return out;
@@ -258,13 +268,26 @@ void UringTransport::note_request(const void* buf, size_t len) {
   uint64_t flags = init->flags;
   if (flags & FUSE_INIT_EXT) flags |= static_cast<uint64_t>(init->flags2) << 32;
   kernel_offers_ = (flags & kFuseOverIoUring) != 0;
+  kernel_offers_passthrough_ = (flags & kFusePassthrough) != 0;
   init_unique_ = in->unique;
+}
+
+// Asks for passthrough in the INIT reply where wanted and offered (passthrough_granted_).
+void UringTransport::patch_init_passthrough(struct iovec* iov, int count) {
+  if (!want_passthrough_ || !kernel_offers_passthrough_ || count < 2) return;
+  const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
+  if (out->error != 0 || iov[1].iov_len < sizeof(fuse_init_out)) return;
+  auto* init = static_cast<fuse_init_out*>(iov[1].iov_base);
+  if (!(init->flags & FUSE_INIT_EXT) || (init->flags & FUSE_WRITEBACK_CACHE)) return;
+  init->flags2 |= static_cast<uint32_t>(kFusePassthrough >> 32);
+  init->unused[0] = kPassthroughStackDepth;
+  passthrough_granted_ = true;
 }
 
 // Asks for the ring in the INIT reply and learns the payload size the kernel will demand of
 // each entry: max(FUSE_MIN_READ_BUFFER, max_write, max_pages pages). Returns whether it asked.
 bool UringTransport::patch_init_reply(struct iovec* iov, int count) {
-  if (!kernel_offers_ || count < 2) return false;
+  if (!ring_ || !kernel_offers_ || count < 2) return false;
   const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
   if (out->error != 0 || iov[1].iov_len < sizeof(fuse_init_out)) return false;
   auto* init = static_cast<fuse_init_out*>(iov[1].iov_base);
@@ -338,8 +361,10 @@ ssize_t UringTransport::hook_writev(int fd, struct iovec* iov, int count, void*)
   }
   const bool init_reply = out->unique != 0 && out->unique == self->init_unique_.load() &&
                           !self->init_answered_.exchange(true);
+  if (init_reply) self->patch_init_passthrough(iov, count);
   const bool asked = init_reply && self->patch_init_reply(iov, count);
   const ssize_t n = ::writev(fd, iov, count);
+  if (init_reply && n < 0) self->passthrough_granted_ = false;
   // The kernel has taken the INIT reply when writev returns: entries may now register. Not
   // asked, the threads have nothing to do.
   if (init_reply) self->set_phase(asked && n >= 0 ? Phase::kGo : Phase::kStop);

@@ -23,6 +23,10 @@
 // thread-local. Each entry's buffer takes the largest request libfuse 3.14 can negotiate
 // (256 pages): 1 MiB of address space per thread, resident only where large requests used it.
 //
+// The same hooks ask for FUSE passthrough in the INIT reply (libfuse 3.14 cannot): see
+// fuse/passthrough.h. A session that wants passthrough but not the ring installs the hooks
+// with the ring off: no ring threads, only the INIT reply patched.
+//
 // Never a hang: once the INIT reply asks for the ring, the kernel holds every request until
 // each CPU's queue has an entry (or a registration fails). So the threads make their rings
 // and buffers *before* INIT, and the reply asks for the ring only if all of them are ready;
@@ -65,10 +69,13 @@ class UringTransport {
   UringTransport(const UringTransport&) = delete;
   UringTransport& operator=(const UringTransport&) = delete;
 
-  // Hooks the session's I/O and starts the ring threads, which get ready and wait; call after
-  // fuse_session_mount (and daemonizing) and before the session loop. The ring is used once
-  // INIT is answered, if the kernel offered it and every thread got ready.
-  int install(struct fuse_session* se);
+  // Hooks the session's I/O and, with `ring`, starts the ring threads, which get ready and
+  // wait; call after fuse_session_mount (and daemonizing) and before the session loop. The ring
+  // is used once INIT is answered, if the kernel offered it and every thread got ready. With
+  // `passthrough`, the INIT reply also asks for FUSE passthrough where the kernel offers it.
+  int install(struct fuse_session* se, bool ring, bool passthrough);
+  // After INIT: whether the kernel agreed to passthrough.
+  bool passthrough_granted() const { return passthrough_granted_.load(); }
   // Stops and joins the ring threads; call before the session is unmounted and destroyed.
   void stop();
 
@@ -93,6 +100,7 @@ class UringTransport {
 
   void note_request(const void* buf, size_t len);
   bool patch_init_reply(struct iovec* iov, int count);
+  void patch_init_passthrough(struct iovec* iov, int count);
   bool all_threads_ready();
   void set_phase(Phase phase);
   bool wait_for_go();
@@ -110,6 +118,10 @@ class UringTransport {
   size_t entry_capacity_ = 0;  // each entry's payload buffer
   std::atomic<uint64_t> init_unique_{0};
   std::atomic<bool> kernel_offers_{false};
+  std::atomic<bool> kernel_offers_passthrough_{false};
+  bool ring_ = true;                 // set before the session runs
+  bool want_passthrough_ = false;    // set before the session runs
+  std::atomic<bool> passthrough_granted_{false};
   std::atomic<bool> init_answered_{false};
   std::vector<std::thread> threads_;
   int thread_count_ = 0;  // set before the threads start

@@ -30,6 +30,7 @@ using foldfs::fs::CasefoldMode;
 using foldfs::fs::Options;
 using foldfs::fs::OutsideChanges;
 using foldfs::fs::Uring;
+using foldfs::fs::Passthrough;
 using foldfs::fs::Xattrs;
 
 [[noreturn]] void fail(std::string_view list, const char* what) {
@@ -51,7 +52,7 @@ bool same_double(double a, double b) {
 bool same(const Options& a, const Options& b) {
   return a.casefold == b.casefold && a.strict == b.strict && a.read_only == b.read_only &&
          a.allow_other == b.allow_other && a.outside == b.outside && a.uring == b.uring &&
-         a.xattrs == b.xattrs && same_double(a.entry_timeout, b.entry_timeout) &&
+         a.xattrs == b.xattrs && a.passthrough == b.passthrough && same_double(a.entry_timeout, b.entry_timeout) &&
          same_double(a.attr_timeout, b.attr_timeout) &&
          same_double(a.negative_timeout, b.negative_timeout) &&
          a.fd_cache_capacity == b.fd_cache_capacity && a.index_budget == b.index_budget &&
@@ -112,6 +113,10 @@ bool ref_item(std::string_view item, Options* o) {
   }
   if (name == "xattr" && has_value && (value == "passthrough" || value == "nosys")) {
     o->xattrs = value == "nosys" ? Xattrs::kNosys : Xattrs::kPassthrough;
+    return true;
+  }
+  if (name == "passthrough" && has_value && (value == "auto" || value == "off")) {
+    o->passthrough = value == "auto" ? Passthrough::kAuto : Passthrough::kOff;
     return true;
   }
   // fd_cache: "auto", or 1 to 9 decimal digits worth 16 to 2^20.
@@ -188,6 +193,7 @@ std::string canonical(std::string_view list, const Options& o) {
          : o.uring == Uring::kOff ? ",uring=off"
                                   : ",uring=auto";
   if (o.xattrs == Xattrs::kNosys) out += ",xattr=nosys";
+  out += o.passthrough == Passthrough::kAuto ? ",passthrough=auto" : ",passthrough=off";
   if (o.fd_cache_capacity != Options::kAutoFdCache) {
     out += ",fd_cache=" + std::to_string(o.fd_cache_capacity);
   }
@@ -223,6 +229,9 @@ void check_valid(std::string_view list, const Options& o, const Options& base) {
   }
   if (o.xattrs != Xattrs::kPassthrough && o.xattrs != Xattrs::kNosys) {
     fail(list, "xattr mode out of range");
+  }
+  if (o.passthrough != Passthrough::kAuto && o.passthrough != Passthrough::kOff) {
+    fail(list, "passthrough mode out of range");
   }
   if (o.fd_cache_capacity != base.fd_cache_capacity &&
       (list.find("fd_cache=") == std::string_view::npos ||
@@ -279,6 +288,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   base.outside = OutsideChanges::kRevalidate;
   base.uring = Uring::kOff;
   base.xattrs = Xattrs::kNosys;
+  base.passthrough = Passthrough::kOff;
   base.strict = base.read_only = base.allow_other = base.debug_no_invalidation = true;
   base.entry_timeout = 7.25;
   base.attr_timeout = 0;

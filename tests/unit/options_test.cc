@@ -59,6 +59,18 @@ TEST(MountOptions, ExtendedAttributesPassThroughUnlessNosys) {
   EXPECT_EQ(error, "bad value for xattr: 'noattr'");
 }
 
+TEST(MountOptions, FileDataPassthroughIsAutoOrOff) {
+  Options o;
+  std::string error;
+  EXPECT_EQ(o.passthrough, Passthrough::kAuto) << "on where the kernel allows it";
+  ASSERT_TRUE(parse_mount_options("passthrough=auto", &o, &error)) << error;
+  EXPECT_EQ(o.passthrough, Passthrough::kAuto);
+  ASSERT_TRUE(parse_mount_options("passthrough=off", &o, &error)) << error;
+  EXPECT_EQ(o.passthrough, Passthrough::kOff);
+  EXPECT_FALSE(parse_mount_options("passthrough=on", &o, &error));
+  EXPECT_EQ(error, "bad value for passthrough: 'on'");
+}
+
 // The cache holds a working set of thousands of files where the limit allows, and leaves room
 // for open files and the daemon's own descriptors where it is small.
 TEST(MountOptions, DescriptorCacheIsSizedFromTheOpenFileLimitUnlessGiven) {

@@ -4,6 +4,8 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <initializer_list>
+#include <utility>
 
 namespace foldfs::fs {
 namespace {
@@ -74,6 +76,19 @@ bool is_ignored(std::string_view name) {
   return false;
 }
 
+// An option whose value is one of a few words, each naming one setting: sets it, or false.
+template <typename Setting>
+bool choice(std::string_view value, Setting* field,
+            std::initializer_list<std::pair<std::string_view, Setting>> words) {
+  for (const auto& [word, setting] : words) {
+    if (value == word) {
+      *field = setting;
+      return true;
+    }
+  }
+  return false;
+}
+
 bool apply_one(std::string_view opt, Options* out, std::string* error) {
   const size_t eq = opt.find('=');
   const std::string_view name = opt.substr(0, eq);
@@ -88,52 +103,28 @@ bool apply_one(std::string_view opt, Options* out, std::string* error) {
     *field = true;
     return true;
   };
-  if (name == "casefold") {
-    if (value == "flag")
-      out->casefold = CasefoldMode::kFlag;
-    else if (value == "all")
-      out->casefold = CasefoldMode::kAll;
-    else
-      return bad_value();
-    return true;
-  }
+  if (name == "casefold")
+    return choice(value, &out->casefold,
+                  {{"flag", CasefoldMode::kFlag}, {"all", CasefoldMode::kAll}}) ||
+           bad_value();
   if (name == "outside") {
-    if (value == "watch")
-      out->outside = OutsideChanges::kWatch;
-    else if (value == "revalidate")
-      out->outside = OutsideChanges::kRevalidate;
-    else
-      return bad_value();
-    return true;
+    return choice(
+               value, &out->outside,
+               {{"watch", OutsideChanges::kWatch}, {"revalidate", OutsideChanges::kRevalidate}}) ||
+           bad_value();
   }
-  if (name == "uring") {
-    if (value == "auto")
-      out->uring = Uring::kAuto;
-    else if (value == "on")
-      out->uring = Uring::kOn;
-    else if (value == "off")
-      out->uring = Uring::kOff;
-    else
-      return bad_value();
-    return true;
-  }
-  if (name == "xattr") {
-    if (value == "passthrough")
-      out->xattrs = Xattrs::kPassthrough;
-    else if (value == "nosys")
-      out->xattrs = Xattrs::kNosys;
-    else
-      return bad_value();
-    return true;
-  }
+  if (name == "uring")
+    return choice(value, &out->uring,
+                  {{"auto", Uring::kAuto}, {"on", Uring::kOn}, {"off", Uring::kOff}}) ||
+           bad_value();
+  if (name == "xattr")
+    return choice(value, &out->xattrs,
+                  {{"passthrough", Xattrs::kPassthrough}, {"nosys", Xattrs::kNosys}}) ||
+           bad_value();
   if (name == "passthrough") {
-    if (value == "auto")
-      out->passthrough = Passthrough::kAuto;
-    else if (value == "off")
-      out->passthrough = Passthrough::kOff;
-    else
-      return bad_value();
-    return true;
+    return choice(value, &out->passthrough,
+                  {{"auto", Passthrough::kAuto}, {"off", Passthrough::kOff}}) ||
+           bad_value();
   }
   if (name == "fd_cache") {
     if (value == "auto") {

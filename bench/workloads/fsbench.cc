@@ -821,13 +821,14 @@ void cmd_report(const std::string& results, const std::string& md_out, const std
 }
 
 void usage() {
-  std::fprintf(stderr,
-               "usage: fsbench [--as NAME] COMMAND ARGS\n"
-               "  create DIR N | stat DIR N exact|other|missing [BLOCK] | unlink DIR N\n"
-               "  wine-lookup DIR N exact|other|missing MAX_SECONDS | probe DIR N\n"
-               "  readdir DIR PASSES | readtree DIR | exec COUNT -- CMD...\n"
-               "  seqwrite FILE MIB | seqread FILE | mmapread FILE | randread FILE SECONDS [same-open]\n"
-               "  scale DIR BACKING N LOOKUPS DAEMON_PID | report RESULTS MD_OUT CHART_DAT\n");
+  std::fprintf(
+      stderr,
+      "usage: fsbench [--as NAME] COMMAND ARGS\n"
+      "  create DIR N | stat DIR N exact|other|missing [BLOCK] | unlink DIR N\n"
+      "  wine-lookup DIR N exact|other|missing MAX_SECONDS | probe DIR N\n"
+      "  readdir DIR PASSES | readtree DIR | exec COUNT -- CMD...\n"
+      "  seqwrite FILE MIB | seqread FILE | mmapread FILE | randread FILE SECONDS [same-open]\n"
+      "  scale DIR BACKING N LOOKUPS DAEMON_PID | report RESULTS MD_OUT CHART_DAT\n");
   std::exit(2);
 }
 

@@ -38,7 +38,7 @@ struct State {
   fs::Filesystem* fs;
   EpochNotifier* notifier;
   BackingFiles* backing = nullptr;  // with passthrough=auto
-  bool no_opendir = false;  // the kernel skips OPENDIR/RELEASEDIR once opendir says ENOSYS
+  bool no_opendir = false;          // the kernel skips OPENDIR/RELEASEDIR once opendir says ENOSYS
 };
 
 State* state(fuse_req_t req) {

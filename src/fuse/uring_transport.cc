@@ -36,13 +36,13 @@ constexpr uint64_t kFusePassthrough = 1ULL << 37;  // FUSE_PASSTHROUGH, an INIT 
 // stacked themselves (overlayfs, a FUSE mount using passthrough); the mount itself then counts
 // as one level, so overlayfs may still use it as a layer.
 constexpr uint32_t kPassthroughStackDepth = 1;
-constexpr uint32_t kCmdRegister = 1;               // FUSE_IO_URING_CMD_REGISTER
-constexpr uint32_t kCmdCommitAndFetch = 2;         // FUSE_IO_URING_CMD_COMMIT_AND_FETCH
-constexpr size_t kHeaderArea = 128;                // FUSE_URING_IN_OUT_HEADER_SZ
-constexpr size_t kOpArea = 128;                    // FUSE_URING_OP_IN_OUT_SZ
-constexpr uint32_t kMinReadBuffer = 8192;          // FUSE_MIN_READ_BUFFER
-constexpr uint32_t kDefaultMaxPages = 32;          // FUSE_DEFAULT_MAX_PAGES_PER_REQ
-constexpr uint32_t kLibfuseMaxPages = 256;         // FUSE_MAX_MAX_PAGES in libfuse 3.14
+constexpr uint32_t kCmdRegister = 1;        // FUSE_IO_URING_CMD_REGISTER
+constexpr uint32_t kCmdCommitAndFetch = 2;  // FUSE_IO_URING_CMD_COMMIT_AND_FETCH
+constexpr size_t kHeaderArea = 128;         // FUSE_URING_IN_OUT_HEADER_SZ
+constexpr size_t kOpArea = 128;             // FUSE_URING_OP_IN_OUT_SZ
+constexpr uint32_t kMinReadBuffer = 8192;   // FUSE_MIN_READ_BUFFER
+constexpr uint32_t kDefaultMaxPages = 32;   // FUSE_DEFAULT_MAX_PAGES_PER_REQ
+constexpr uint32_t kLibfuseMaxPages = 256;  // FUSE_MAX_MAX_PAGES in libfuse 3.14
 
 struct RingEntInOut {  // struct fuse_uring_ent_in_out
   uint64_t flags;

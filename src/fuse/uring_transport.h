@@ -119,8 +119,8 @@ class UringTransport {
   std::atomic<uint64_t> init_unique_{0};
   std::atomic<bool> kernel_offers_{false};
   std::atomic<bool> kernel_offers_passthrough_{false};
-  bool ring_ = true;                 // set before the session runs
-  bool want_passthrough_ = false;    // set before the session runs
+  bool ring_ = true;               // set before the session runs
+  bool want_passthrough_ = false;  // set before the session runs
   std::atomic<bool> passthrough_granted_{false};
   std::atomic<bool> init_answered_{false};
   std::vector<std::thread> threads_;

@@ -29,8 +29,8 @@ namespace {
 using foldfs::fs::CasefoldMode;
 using foldfs::fs::Options;
 using foldfs::fs::OutsideChanges;
-using foldfs::fs::Uring;
 using foldfs::fs::Passthrough;
+using foldfs::fs::Uring;
 using foldfs::fs::Xattrs;
 
 [[noreturn]] void fail(std::string_view list, const char* what) {
@@ -52,7 +52,8 @@ bool same_double(double a, double b) {
 bool same(const Options& a, const Options& b) {
   return a.casefold == b.casefold && a.strict == b.strict && a.read_only == b.read_only &&
          a.allow_other == b.allow_other && a.outside == b.outside && a.uring == b.uring &&
-         a.xattrs == b.xattrs && a.passthrough == b.passthrough && same_double(a.entry_timeout, b.entry_timeout) &&
+         a.xattrs == b.xattrs && a.passthrough == b.passthrough &&
+         same_double(a.entry_timeout, b.entry_timeout) &&
          same_double(a.attr_timeout, b.attr_timeout) &&
          same_double(a.negative_timeout, b.negative_timeout) &&
          a.fd_cache_capacity == b.fd_cache_capacity && a.index_budget == b.index_budget &&

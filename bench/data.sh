@@ -46,11 +46,7 @@ cleanup() {
   local status=$? m
   trap - EXIT
   for m in "${MOUNTS[@]}"; do unmount_patiently "$m"; done
-  for _ in $(seq 50); do  # the FUSE daemons may hold the image's files a moment longer
-    mountpoint -q "$WORK/fs" || break
-    umount "$WORK/fs" 2>/dev/null || sleep 0.1
-  done
-  if mountpoint -q "$WORK/fs"; then umount -l "$WORK/fs"; fi
+  unmount_patiently "$WORK/fs"  # the FUSE daemons may hold the image's files a moment longer
   if [ -n "$LOOP" ]; then losetup -d "$LOOP"; fi
   rm -rf "$WORK"
   exit $status

@@ -342,9 +342,10 @@ int32_t passthrough_id(fuse_req_t req, fuse_ino_t ino, uint64_t fh) {
   return backing ? backing->opened(ino, fh, fsys(req).file_fd(fh)) : 0;
 }
 
-void release_file(fuse_req_t req, uint64_t fh) {
+// An open file goes: its backing id (if it was the node's last) and the daemon's descriptor.
+int release_file(fuse_req_t req, uint64_t fh) {
   if (BackingFiles* backing = state(req)->backing) backing->released(fh);
-  fsys(req).release(fh);
+  return fsys(req).release(fh);
 }
 
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
@@ -435,8 +436,7 @@ void op_flush(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
 }
 
 void op_release(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
-  if (BackingFiles* backing = state(req)->backing) backing->released(fi->fh);
-  fuse_reply_err(req, fsys(req).release(fi->fh));
+  fuse_reply_err(req, release_file(req, fi->fh));
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t, int datasync, struct fuse_file_info* fi) {

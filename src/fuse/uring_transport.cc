@@ -272,13 +272,20 @@ void UringTransport::note_request(const void* buf, size_t len) {
   init_unique_ = in->unique;
 }
 
+// The body of a successful INIT reply that may carry flags2 (FUSE_INIT_EXT), else nullptr.
+fuse_init_out* UringTransport::extended_init_reply(struct iovec* iov, int count) {
+  if (count < 2) return nullptr;
+  const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
+  if (out->error != 0 || iov[1].iov_len < sizeof(fuse_init_out)) return nullptr;
+  auto* init = static_cast<fuse_init_out*>(iov[1].iov_base);
+  return (init->flags & FUSE_INIT_EXT) ? init : nullptr;
+}
+
 // Asks for passthrough in the INIT reply where wanted and offered (passthrough_granted_).
 void UringTransport::patch_init_passthrough(struct iovec* iov, int count) {
-  if (!want_passthrough_ || !kernel_offers_passthrough_ || count < 2) return;
-  const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
-  if (out->error != 0 || iov[1].iov_len < sizeof(fuse_init_out)) return;
-  auto* init = static_cast<fuse_init_out*>(iov[1].iov_base);
-  if (!(init->flags & FUSE_INIT_EXT) || (init->flags & FUSE_WRITEBACK_CACHE)) return;
+  if (!want_passthrough_ || !kernel_offers_passthrough_) return;
+  fuse_init_out* init = extended_init_reply(iov, count);
+  if (!init || (init->flags & FUSE_WRITEBACK_CACHE)) return;
   init->flags2 |= static_cast<uint32_t>(kFusePassthrough >> 32);
   init->unused[0] = kPassthroughStackDepth;
   passthrough_granted_ = true;
@@ -287,11 +294,9 @@ void UringTransport::patch_init_passthrough(struct iovec* iov, int count) {
 // Asks for the ring in the INIT reply and learns the payload size the kernel will demand of
 // each entry: max(FUSE_MIN_READ_BUFFER, max_write, max_pages pages). Returns whether it asked.
 bool UringTransport::patch_init_reply(struct iovec* iov, int count) {
-  if (!ring_ || !kernel_offers_ || count < 2) return false;
-  const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
-  if (out->error != 0 || iov[1].iov_len < sizeof(fuse_init_out)) return false;
-  auto* init = static_cast<fuse_init_out*>(iov[1].iov_base);
-  if (!(init->flags & FUSE_INIT_EXT)) return false;
+  if (!ring_ || !kernel_offers_) return false;
+  fuse_init_out* init = extended_init_reply(iov, count);
+  if (!init) return false;
   const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   const size_t pages = (init->flags & FUSE_MAX_PAGES) ? init->max_pages : kDefaultMaxPages;
   const size_t payload = std::max({size_t{kMinReadBuffer}, size_t{init->max_write}, pages * page});

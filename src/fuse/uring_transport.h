@@ -51,6 +51,7 @@
 
 #include "base/thread_safety.h"
 
+struct fuse_init_out;
 struct fuse_session;
 struct io_uring;
 
@@ -101,6 +102,7 @@ class UringTransport {
   void note_request(const void* buf, size_t len);
   bool patch_init_reply(struct iovec* iov, int count);
   void patch_init_passthrough(struct iovec* iov, int count);
+  static struct fuse_init_out* extended_init_reply(struct iovec* iov, int count);
   bool all_threads_ready();
   void set_phase(Phase phase);
   bool wait_for_go();

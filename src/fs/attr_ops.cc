@@ -8,8 +8,10 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
+#include <vector>
 
 #include "backing/casefold_flag.h"
 #include "backing/dir_reader.h"
@@ -26,6 +28,24 @@ using backing::UniqueFd;
 
 namespace {
 
+// The setuid/setgid bits a change of data by `ctx` removes from a regular file of `mode` and
+// group `gid`, as the VFS decides for a local filesystem (setattr_should_drop_suidgid): none for
+// a caller with CAP_FSETID; setuid always; setgid when the group may execute, or when the caller
+// is not in the file's group (and so could not have set it).
+mode_t setid_bits_to_drop(const Context& ctx, mode_t mode, gid_t gid, bool known_unprivileged) {
+  if (!S_ISREG(mode) || !(mode & (S_ISUID | S_ISGID))) return 0;
+  if (!known_unprivileged && ctx.holds_cap_fsetid && ctx.holds_cap_fsetid()) return 0;
+  mode_t drop = mode & S_ISUID;
+  if (!(mode & S_ISGID)) return drop;
+  if (mode & S_IXGRP) return drop | S_ISGID;
+  bool in_group = ctx.gid == gid;
+  std::vector<gid_t> groups;
+  if (!in_group && ctx.supplementary_groups && ctx.supplementary_groups(&groups)) {
+    in_group = std::find(groups.begin(), groups.end(), gid) != groups.end();
+  }
+  return in_group ? drop : drop | S_ISGID;
+}
+
 bool unsupported(int err) {
   return err == ENOTTY || err == EOPNOTSUPP || err == EINVAL;
 }
@@ -41,7 +61,7 @@ int Filesystem::getattr(uint64_t ino, struct stat* out) {
   return ::fstat(fd->get(), out) == 0 ? 0 : errno;
 }
 
-int Filesystem::setattr(const Context&, uint64_t ino, const struct stat& attr, int to_set,
+int Filesystem::setattr(const Context& ctx, uint64_t ino, const struct stat& attr, int to_set,
                         const uint64_t* fh, struct stat* out) {
   if (options_.read_only) return EROFS;
   std::shared_ptr<Inode> node;
@@ -50,6 +70,22 @@ int Filesystem::setattr(const Context&, uint64_t ino, const struct stat& attr, i
   const int open_fd = fh ? file_fd(*fh) : -1;
   const ProcPath path(pfd->get());
   const bool is_symlink = S_ISLNK(node->type);
+
+  // The kernel asks for setuid/setgid to be dropped by the caller's change of data: an empty
+  // SETATTR before a write, fallocate or copy (its file_remove_privs: with FUSE_HANDLE_KILLPRIV_V2
+  // for every such change, otherwise only when a file capability went), or the kill flag on a
+  // truncate by a caller without CAP_FSETID. Passthrough writes reach the backing file with the
+  // daemon's credentials, which keep the bits: this is the one place they go. Done as the
+  // daemon, by descriptor (the kernel's own kill ignores ownership too). A chown's flag is left
+  // to the backing filesystem's chown, which drops them by its own rule.
+  const bool truncate_kill = (to_set & kSetAttrSize) && (to_set & kSetAttrKillSuidgid);
+  if ((to_set == 0 || truncate_kill) && S_ISREG(node->type)) {
+    struct stat st;
+    if (::fstat(pfd->get(), &st) != 0) return errno;
+    if (const mode_t drop = setid_bits_to_drop(ctx, st.st_mode, st.st_gid, truncate_kill)) {
+      if (::chmod(path.c_str(), st.st_mode & 07777 & ~drop) != 0) return errno;
+    }
+  }
 
   if (to_set & kSetAttrMode) {
     if (is_symlink) return EOPNOTSUPP;

@@ -26,6 +26,10 @@ struct Context {
   // Fills the caller's supplementary groups; false when they cannot be had. Asked only where an
   // operation needs them (they come from /proc: two opens and reads); null means none.
   std::function<bool(std::vector<gid_t>*)> supplementary_groups;
+  // Whether the caller holds CAP_FSETID in the daemon's user namespace (writing then keeps
+  // setuid/setgid bits); false when it cannot be known. Asked only when the kernel asks for
+  // privileges to be dropped (a /proc read); null means it does not.
+  std::function<bool()> holds_cap_fsetid;
 };
 
 // The daemon's own ids, and whether it may take its callers'.

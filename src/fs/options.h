@@ -101,5 +101,8 @@ inline constexpr int kSetAttrAtime = 1 << 4;
 inline constexpr int kSetAttrMtime = 1 << 5;
 inline constexpr int kSetAttrAtimeNow = 1 << 7;
 inline constexpr int kSetAttrMtimeNow = 1 << 8;
+// FATTR_KILL_SUIDGID (libfuse 3.14 passes it as FUSE_SET_ATTR_KILL_SUID): with
+// FUSE_HANDLE_KILLPRIV_V2, a truncate by a caller without CAP_FSETID (and every chown) sets it.
+inline constexpr int kSetAttrKillSuidgid = 1 << 11;
 
 }  // namespace foldfs::fs

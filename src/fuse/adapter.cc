@@ -10,8 +10,10 @@
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
+#include <linux/capability.h>
 #include <linux/fs.h>
 #include <linux/fuse.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -32,7 +34,8 @@ static_assert(fs::kSetAttrMode == FUSE_SET_ATTR_MODE && fs::kSetAttrUid == FUSE_
               fs::kSetAttrAtime == FUSE_SET_ATTR_ATIME &&
               fs::kSetAttrMtime == FUSE_SET_ATTR_MTIME &&
               fs::kSetAttrAtimeNow == FUSE_SET_ATTR_ATIME_NOW &&
-              fs::kSetAttrMtimeNow == FUSE_SET_ATTR_MTIME_NOW);
+              fs::kSetAttrMtimeNow == FUSE_SET_ATTR_MTIME_NOW &&
+              fs::kSetAttrKillSuidgid == FATTR_KILL_SUIDGID);
 
 struct State {
   fs::Filesystem* fs;
@@ -46,6 +49,31 @@ State* state(fuse_req_t req) {
 }
 fs::Filesystem& fsys(fuse_req_t req) {
   return *state(req)->fs;
+}
+
+// Whether thread `pid` holds CAP_FSETID as the kernel's capable() sees it: in its effective set
+// and in the daemon's user namespace (capabilities held inside another one do not count).
+// False when it cannot be known (the thread is gone): the caller then loses the bits, the safe
+// side.
+bool holds_cap_fsetid(pid_t pid) {
+  const std::string proc = "/proc/" + std::to_string(pid);
+  char own_ns[64] = {};
+  char its_ns[64] = {};
+  if (::readlink("/proc/self/ns/user", own_ns, sizeof(own_ns) - 1) <= 0 ||
+      ::readlink((proc + "/ns/user").c_str(), its_ns, sizeof(its_ns) - 1) <= 0 ||
+      strcmp(own_ns, its_ns) != 0) {
+    return false;
+  }
+  FILE* status = ::fopen((proc + "/status").c_str(), "re");
+  if (!status) return false;
+  char line[256];
+  unsigned long long effective = 0;
+  bool found = false;
+  while (!found && ::fgets(line, sizeof(line), status)) {
+    found = ::sscanf(line, "CapEff: %llx", &effective) == 1;
+  }
+  ::fclose(status);
+  return found && (effective & (1ULL << CAP_FSETID)) != 0;
 }
 
 fs::Context context(fuse_req_t req) {
@@ -63,6 +91,7 @@ fs::Context context(fuse_req_t req) {
     out->assign(groups, groups + std::min(n, 256));
     return true;
   };
+  ctx.holds_cap_fsetid = [pid = c->pid] { return holds_cap_fsetid(pid); };
   return ctx;
 }
 

@@ -149,10 +149,13 @@ int run_mount(const MountRequest& request, std::string* error) {
       const bool passthrough = request.options.passthrough == fs::Passthrough::kAuto;
       BackingFiles backing(fuse_session_fd(se),
                            [&transport] { return transport.passthrough_granted(); });
-      if ((uring || passthrough) && transport.install(se, uring, passthrough) == 0) {
+      // Always hooked: the INIT reply takes on dropping setuid/setgid bits in every mode (see
+      // UringTransport::patch_init_killpriv), and asks for passthrough and the ring where wanted.
+      if (transport.install(se, uring, passthrough) == 0) {
         if (passthrough) set_backing_files(userdata, &backing);
         filesystem->set_transport_stats([&transport, &backing, passthrough] {
-          return transport.stats_text() + (passthrough ? backing.stats_text() : "passthrough 0\n");
+          return transport.stats_text() + (passthrough ? backing.stats_text() : "passthrough 0\n") +
+                 "killpriv " + (transport.killpriv_granted() ? "1" : "0") + "\n";
         });
       }
       filesystem->start_services();

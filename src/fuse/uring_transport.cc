@@ -220,7 +220,7 @@ void UringTransport::stop() {
 
 std::string UringTransport::stats_text() const {
   std::string out;
-  if (!ring_) return out;  // hooked in for passthrough only
+  if (!ring_) return out;  // hooked in for the INIT reply only
   out += "uring_threads " + std::to_string(serving_.load()) + "\n";
   out += "uring_requests " + std::to_string(requests_.load()) + "\n";
   return out;
@@ -269,16 +269,35 @@ void UringTransport::note_request(const void* buf, size_t len) {
   if (flags & FUSE_INIT_EXT) flags |= static_cast<uint64_t>(init->flags2) << 32;
   kernel_offers_ = (flags & kFuseOverIoUring) != 0;
   kernel_offers_passthrough_ = (flags & kFusePassthrough) != 0;
+  kernel_offers_killpriv_ = (flags & FUSE_HANDLE_KILLPRIV_V2) != 0;
   init_unique_ = in->unique;
+}
+
+// The body of a successful INIT reply, else nullptr.
+fuse_init_out* UringTransport::init_reply(struct iovec* iov, int count) {
+  if (count < 2) return nullptr;
+  const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
+  if (out->error != 0 || iov[1].iov_len < sizeof(fuse_init_out)) return nullptr;
+  return static_cast<fuse_init_out*>(iov[1].iov_base);
 }
 
 // The body of a successful INIT reply that may carry flags2 (FUSE_INIT_EXT), else nullptr.
 fuse_init_out* UringTransport::extended_init_reply(struct iovec* iov, int count) {
-  if (count < 2) return nullptr;
-  const auto* out = static_cast<const fuse_out_header*>(iov[0].iov_base);
-  if (out->error != 0 || iov[1].iov_len < sizeof(fuse_init_out)) return nullptr;
-  auto* init = static_cast<fuse_init_out*>(iov[1].iov_base);
-  return (init->flags & FUSE_INIT_EXT) ? init : nullptr;
+  fuse_init_out* init = init_reply(iov, count);
+  return (init && (init->flags & FUSE_INIT_EXT)) ? init : nullptr;
+}
+
+// Takes on dropping setuid/setgid bits (FUSE_HANDLE_KILLPRIV_V2), which libfuse 3.14 cannot ask
+// for. Without it the superblock lacks SB_NOSEC, so before every write the kernel asks the daemon
+// for security.capability: one round trip per write, which halved passthrough writes. With it
+// the kernel asks once per inode until its attributes change, and sends the daemon an empty
+// SETATTR (or a truncate's kill flag) where bits must go: Filesystem::setattr drops them.
+void UringTransport::patch_init_killpriv(struct iovec* iov, int count) {
+  if (!kernel_offers_killpriv_) return;
+  fuse_init_out* init = init_reply(iov, count);
+  if (!init) return;
+  init->flags |= FUSE_HANDLE_KILLPRIV_V2;
+  killpriv_granted_ = true;
 }
 
 // Asks for passthrough in the INIT reply where wanted and offered (passthrough_granted_).
@@ -367,9 +386,10 @@ ssize_t UringTransport::hook_writev(int fd, struct iovec* iov, int count, void*)
   const bool init_reply = out->unique != 0 && out->unique == self->init_unique_.load() &&
                           !self->init_answered_.exchange(true);
   if (init_reply) self->patch_init_passthrough(iov, count);
+  if (init_reply) self->patch_init_killpriv(iov, count);
   const bool asked = init_reply && self->patch_init_reply(iov, count);
   const ssize_t n = ::writev(fd, iov, count);
-  if (init_reply && n < 0) self->passthrough_granted_ = false;
+  if (init_reply && n < 0) self->passthrough_granted_ = self->killpriv_granted_ = false;
   // The kernel has taken the INIT reply when writev returns: entries may now register. Not
   // asked, the threads have nothing to do.
   if (init_reply) self->set_phase(asked && n >= 0 ? Phase::kGo : Phase::kStop);

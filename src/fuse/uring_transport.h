@@ -24,8 +24,9 @@
 // (256 pages): 1 MiB of address space per thread, resident only where large requests used it.
 //
 // The same hooks ask for FUSE passthrough in the INIT reply (libfuse 3.14 cannot): see
-// fuse/passthrough.h. A session that wants passthrough but not the ring installs the hooks
-// with the ring off: no ring threads, only the INIT reply patched.
+// fuse/passthrough.h; and for FUSE_HANDLE_KILLPRIV_V2 (patch_init_killpriv says why). Every
+// session installs the hooks; without the ring there are no ring threads, only the INIT reply
+// patched.
 //
 // Never a hang: once the INIT reply asks for the ring, the kernel holds every request until
 // each CPU's queue has an entry (or a registration fails). So the threads make their rings
@@ -77,6 +78,8 @@ class UringTransport {
   int install(struct fuse_session* se, bool ring, bool passthrough);
   // After INIT: whether the kernel agreed to passthrough.
   bool passthrough_granted() const { return passthrough_granted_.load(); }
+  // After INIT: whether foldfs drops setuid/setgid bits itself (FUSE_HANDLE_KILLPRIV_V2).
+  bool killpriv_granted() const { return killpriv_granted_.load(); }
   // Stops and joins the ring threads; call before the session is unmounted and destroyed.
   void stop();
 
@@ -102,6 +105,8 @@ class UringTransport {
   void note_request(const void* buf, size_t len);
   bool patch_init_reply(struct iovec* iov, int count);
   void patch_init_passthrough(struct iovec* iov, int count);
+  void patch_init_killpriv(struct iovec* iov, int count);
+  static struct fuse_init_out* init_reply(struct iovec* iov, int count);
   static struct fuse_init_out* extended_init_reply(struct iovec* iov, int count);
   bool all_threads_ready();
   void set_phase(Phase phase);
@@ -121,9 +126,11 @@ class UringTransport {
   std::atomic<uint64_t> init_unique_{0};
   std::atomic<bool> kernel_offers_{false};
   std::atomic<bool> kernel_offers_passthrough_{false};
+  std::atomic<bool> kernel_offers_killpriv_{false};
   bool ring_ = true;               // set before the session runs
   bool want_passthrough_ = false;  // set before the session runs
   std::atomic<bool> passthrough_granted_{false};
+  std::atomic<bool> killpriv_granted_{false};
   std::atomic<bool> init_answered_{false};
   std::vector<std::thread> threads_;
   int thread_count_ = 0;  // set before the threads start

@@ -373,6 +373,48 @@ TEST_F(FsCoreTest, ReaddirResumesAtTheKernelsOffset) {
   EXPECT_EQ(std::unique(seen.begin(), seen.end()), seen.end());
 }
 
+// What the kernel sends where a change of data must drop setuid/setgid (an empty SETATTR, or a
+// truncate's kill flag) drops them by the local rule: setuid always, setgid when the group may
+// execute or the caller is not in the file's group; nothing for a caller with CAP_FSETID.
+TEST_F(FsCoreTest, DataChangesDropSetidBitsByTheLocalRule) {
+  open_all();
+  uint64_t ino = 0;
+  ASSERT_EQ(create(kRoot, "Tool", O_WRONLY | O_EXCL, &ino), 0);
+  const std::string backing = root_ + "/Tool";
+  auto mode_after = [&](mode_t mode, gid_t group, const Context& who, int to_set) -> mode_t {
+    EXPECT_EQ(::chown(backing.c_str(), 0, group), 0);
+    EXPECT_EQ(::chmod(backing.c_str(), mode), 0);
+    struct stat attr = {};
+    attr.st_size = 0;
+    struct stat out;
+    EXPECT_EQ(fs_->setattr(who, ino, attr, to_set, nullptr, &out), 0);
+    return out.st_mode & 07777;
+  };
+  Context user;
+  user.uid = 65534;
+  user.gid = 65534;
+  Context member = user;
+  member.gid = 1;
+  member.supplementary_groups = [](std::vector<gid_t>* g) {
+    *g = {65534};
+    return true;
+  };
+  Context capable = user;
+  capable.holds_cap_fsetid = [] { return true; };
+  const int kWrite = 0;  // the empty SETATTR before a write
+  const int kTruncate = kSetAttrSize | kSetAttrKillSuidgid;
+  for (int change : {kWrite, kTruncate}) {
+    SCOPED_TRACE(change);
+    EXPECT_EQ(mode_after(06767, 0, user, change), 0767u);
+    EXPECT_EQ(mode_after(06767, 65534, user, change), 02767u) << "in the group by its own gid";
+    EXPECT_EQ(mode_after(06767, 65534, member, change), 02767u) << "by a supplementary group";
+    EXPECT_EQ(mode_after(06777, 65534, user, change), 0777u) << "the group may execute";
+    EXPECT_EQ(mode_after(06777, 0, ctx_, change), 0777u) << "root without CAP_FSETID";
+  }
+  EXPECT_EQ(mode_after(06777, 0, capable, kWrite), 06777u) << "CAP_FSETID keeps both";
+  EXPECT_EQ(mode_after(06777, 0, capable, kSetAttrSize), 06777u) << "no kill flag, no drop";
+}
+
 TEST_F(FsCoreTest, ReaddirplusCountsLookupsAndMarksTheListing) {
   backing_touch("foo");  // not created through the core: only the listing tells the kernel
   std::filesystem::create_directory(root_ + "/Sub");

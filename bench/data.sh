@@ -54,7 +54,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-truncate -s $((MIB * 4 + 1024))M "$WORK/fs.img"
+# Written out, not sparse: a write into a hole of the image costs the host an allocation, and
+# which column's file lands on blocks never written before would decide its write row.
+dd if=/dev/zero of="$WORK/fs.img" bs=16M count=$(((MIB * 4 + 1024) / 16)) status=none
 mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$WORK/fs.img"  # no background init during the rows
 LOOP=$(losetup -f --show --direct-io=on "$WORK/fs.img")
 mkdir -p "$WORK/fs"
@@ -76,14 +78,21 @@ done
 IN_USE=$("$FOLDFS" stats "$WORK/foldfs.m" | awk '$1 == "passthrough" {print $2}')
 
 cold() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+# Before a write: nothing left to write back or free from the previous column (its file was just
+# removed), so each column's write starts from the same disk state.
+settle() { cold; sleep 1; }
 bench() { "$FSBENCH" "$@" | awk '{print $NF}'; }  # fsbench prints "result VALUE"
 ticks() { [ -n "${PID[$1]:-}" ] && awk '{print $14 + $15}' "/proc/${PID[$1]}/stat" || echo 0; }
 RES=$WORK/results
 ROWS=(seqwrite seqread_cold seqread_warm randread_cold randread_warm mmapread_cold)
 for r in $(seq "$ROUNDS"); do
-  for c in "${CONFIGS[@]}"; do
+  # Each round starts with the next column: on this disk a write's speed depends on what the
+  # previous column left to write back and free, so no column always follows the same one.
+  for k in "${!CONFIGS[@]}"; do
+    c=${CONFIGS[$(((k + r) % ${#CONFIGS[@]}))]}
     f=${DIR[$c]}/Big.dat
     t0=$(ticks "$c")
+    settle
     echo -e "$c\tseqwrite\t$(bench seqwrite "$f" "$MIB")" >>"$RES"
     cold
     echo -e "$c\tseqread_cold\t$(bench seqread "$f")" >>"$RES"

@@ -16,6 +16,7 @@ void usage(FILE* out) {
   std::fputs(
       "usage: foldfs mount [-f] [-d] [-o OPT[,OPT...]] BACKING MOUNTPOINT\n"
       "       foldfs check [--casefold=all] BACKING\n"
+      "       foldfs check --lowerdir=TOP:...:BOTTOM [--upperdir=DIR]\n"
       "       foldfs fold [--strict] [--hex] [NAME...]\n"
       "       foldfs stats MOUNTPOINT\n"
       "       foldfs --help | --version\n"

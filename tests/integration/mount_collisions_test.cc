@@ -2,6 +2,7 @@
 // hidden or lost through the mount — and `foldfs check`, which reports such collisions.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -280,6 +281,63 @@ TEST(FoldfsCheck, DoesNotModifyTheTree) {
   EXPECT_EQ(list_dir(t.path()), (std::vector<std::string>{"FOO", "foo"}));
   EXPECT_EQ(read_file(t.path("FOO")), "1");
   EXPECT_EQ(read_file(t.path("foo")), "2");
+}
+
+// ---- foldfs check over a union of trees (docs/union.md) ----------------------------------------
+
+// A game, two mods overriding it in other spellings, an upper tree with a whiteout, a directory
+// made opaque, and a collision inside one mod: the report names each, with the trees as given.
+TEST(FoldfsCheck, AUnionReportsWhatCaseInsensitivityChangesAcrossTrees) {
+  TempDir t;
+  for (const char* d :
+       {"up", "up/Logs", "mod2", "mod2/data", "mod1", "mod1/DATA", "mod1/DATA/textures", "game",
+        "game/Data", "game/Data/Textures", "game/Logs"}) {
+    ASSERT_NO_FATAL_FAILURE(MkdirAt(t.path(d)));
+  }
+  ASSERT_NO_FATAL_FAILURE(Put(t.path("game/Data/Textures/sky.DDS"), "game"));
+  ASSERT_NO_FATAL_FAILURE(Put(t.path("game/Data/Textures/moon.dds"), "game"));
+  ASSERT_NO_FATAL_FAILURE(Put(t.path("mod1/DATA/textures/Sky.dds"), "mod1"));
+  ASSERT_NO_FATAL_FAILURE(Put(t.path("game/Data/Readme.txt"), "game"));
+  ASSERT_NO_FATAL_FAILURE(Put(t.path("mod2/data/README.TXT"), "mod2"));
+  ASSERT_NO_FATAL_FAILURE(Put(t.path("mod2/data/readme.txt"), "mod2"));
+  ASSERT_NO_FATAL_FAILURE(Put(t.path("game/Gone.esp"), "game"));
+  ASSERT_EQ(errno_of(::mknod(t.path("up/gone.esp").c_str(), S_IFCHR | 0600, 0)), Errno(0));
+  // up/Logs is opaque: game/Logs/OLD.LOG is not part of the union, so old.log hides nothing.
+  ASSERT_NO_FATAL_FAILURE(Put(t.path("up/Logs/old.log"), "upper"));
+  ASSERT_NO_FATAL_FAILURE(Put(t.path("game/Logs/OLD.LOG"), "below an opaque directory"));
+  ASSERT_EQ(errno_of(::setxattr(t.path("up/Logs").c_str(), "trusted.overlay.opaque", "y", 1, 0)),
+            Errno(0));
+  RunResult r = Check({"--upperdir=" + t.path("up"), "--lowerdir=" + t.path("mod2") + ":" +
+                                                         t.path("mod1") + ":" + t.path("game")});
+  EXPECT_EQ(r.exit_code, 1) << "a collision inside mod2\n" << r;
+  const std::string up = t.path("up"), m2 = t.path("mod2"), m1 = t.path("mod1"), g = t.path("game");
+  EXPECT_EQ(
+      Lines(r.out),
+      Lines("removes\t.\t" + up + "\tgone.esp\t" + g + "\tGone.esp\n" + "merges\t.\t" + m2 +
+            "\tdata\t" + m1 + "\tDATA\n" + "merges\t.\t" + m2 + "\tdata\t" + g + "\tData\n" +
+            "collision\tdata\t" + m2 + "\tREADME.TXT\treadme.txt\n" + "hides\tdata\t" + m2 +
+            "\tREADME.TXT\t" + g + "\tReadme.txt\n" + "merges\tdata\t" + m1 + "\ttextures\t" + g +
+            "\tTextures\n" + "hides\tdata/textures\t" + m1 + "\tSky.dds\t" + g + "\tsky.DDS\n"))
+      << r;
+  // Without the collision the same union exits 0; the other lines remain.
+  ASSERT_EQ(errno_of(::unlink(t.path("mod2/data/readme.txt").c_str())), Errno(0));
+  r = Check({"--upperdir=" + up, "--lowerdir=" + m2 + ":" + m1 + ":" + g});
+  EXPECT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(Lines(r.out).size(), 6u) << r;
+}
+
+TEST(FoldfsCheck, AUnionTakesOverlayfsListsAndNoBacking) {
+  TempDir t;
+  ASSERT_NO_FATAL_FAILURE(MkdirAt(t.path("a:b")));
+  ASSERT_NO_FATAL_FAILURE(MkdirAt(t.path("c")));
+  ASSERT_NO_FATAL_FAILURE(Put(t.path("a:b/File"), ""));
+  ASSERT_NO_FATAL_FAILURE(Put(t.path("c/FILE"), ""));
+  RunResult r = Check({"--lowerdir=" + t.path("a\\:b") + ":" + t.path("c")});
+  EXPECT_EQ(r.exit_code, 0) << r;
+  EXPECT_EQ(r.out, "hides\t.\t" + t.path("a:b") + "\tFile\t" + t.path("c") + "\tFILE\n") << r;
+  EXPECT_EQ(Check({"--lowerdir=" + t.path("c"), t.path("c")}).exit_code, 2);
+  EXPECT_EQ(Check({"--upperdir=" + t.path("c")}).exit_code, 2);
+  EXPECT_EQ(Check({"--lowerdir=" + t.path("missing")}).exit_code, 2);
 }
 
 TEST(FoldfsCheck, MissingBackingArgumentIsAUsageError) {

@@ -294,13 +294,11 @@ TEST(FoldfsCheck, AUnionReportsWhatCaseInsensitivityChangesAcrossTrees) {
         "game/Data", "game/Data/Textures", "game/Logs"}) {
     ASSERT_NO_FATAL_FAILURE(MkdirAt(t.path(d)));
   }
-  ASSERT_NO_FATAL_FAILURE(Put(t.path("game/Data/Textures/sky.DDS"), "game"));
-  ASSERT_NO_FATAL_FAILURE(Put(t.path("game/Data/Textures/moon.dds"), "game"));
-  ASSERT_NO_FATAL_FAILURE(Put(t.path("mod1/DATA/textures/Sky.dds"), "mod1"));
-  ASSERT_NO_FATAL_FAILURE(Put(t.path("game/Data/Readme.txt"), "game"));
-  ASSERT_NO_FATAL_FAILURE(Put(t.path("mod2/data/README.TXT"), "mod2"));
-  ASSERT_NO_FATAL_FAILURE(Put(t.path("mod2/data/readme.txt"), "mod2"));
-  ASSERT_NO_FATAL_FAILURE(Put(t.path("game/Gone.esp"), "game"));
+  for (const char* file :
+       {"game/Data/Textures/sky.DDS", "game/Data/Textures/moon.dds", "mod1/DATA/textures/Sky.dds",
+        "game/Data/Readme.txt", "mod2/data/README.TXT", "mod2/data/readme.txt", "game/Gone.esp"}) {
+    ASSERT_NO_FATAL_FAILURE(Put(t.path(file), file));
+  }
   ASSERT_EQ(errno_of(::mknod(t.path("up/gone.esp").c_str(), S_IFCHR | 0600, 0)), Errno(0));
   // up/Logs is opaque: game/Logs/OLD.LOG is not part of the union, so old.log hides nothing.
   ASSERT_NO_FATAL_FAILURE(Put(t.path("up/Logs/old.log"), "upper"));

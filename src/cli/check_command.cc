@@ -53,6 +53,25 @@ int open_beneath(int root, const std::string& rel) {
   return fd < 0 ? -errno : static_cast<int>(fd);
 }
 
+// Opens and lists `rel` below `root` (`where`: how messages name it). On failure says why,
+// counts it in `errors` and returns an invalid descriptor.
+UniqueFd list_beneath(int root, const std::string& rel, const std::string& where,
+                      std::vector<backing::DirEntry>* entries, uint64_t* errors) {
+  const int fd = open_beneath(root, rel);
+  if (fd < 0) {
+    std::fprintf(stderr, "foldfs check: cannot open %s: %s\n", where.c_str(), std::strerror(-fd));
+    ++*errors;
+    return UniqueFd();
+  }
+  UniqueFd dir(fd);
+  if (int err = backing::read_directory(dir.get(), entries); err != 0) {
+    std::fprintf(stderr, "foldfs check: cannot read %s: %s\n", where.c_str(), std::strerror(err));
+    ++*errors;
+    return UniqueFd();
+  }
+  return dir;
+}
+
 struct Walk {
   bool all = false;
   uint64_t dirs = 0;
@@ -80,19 +99,9 @@ struct Walk {
   }
 
   void visit(int root, const std::string& rel, std::deque<std::string>* pending) {
-    const int fd = open_beneath(root, rel);
-    if (fd < 0) {
-      std::fprintf(stderr, "foldfs check: cannot open '%s': %s\n", rel.c_str(), std::strerror(-fd));
-      ++errors;
-      return;
-    }
-    UniqueFd dir(fd);
     std::vector<backing::DirEntry> entries;
-    if (int err = backing::read_directory(dir.get(), &entries); err != 0) {
-      std::fprintf(stderr, "foldfs check: cannot read '%s': %s\n", rel.c_str(), std::strerror(err));
-      ++errors;
-      return;
-    }
+    const UniqueFd dir = list_beneath(root, rel, "'" + rel + "'", &entries, &errors);
+    if (!dir.valid()) return;
     ++dirs;
     names += entries.size();
     bool casefold = all;
@@ -166,21 +175,11 @@ struct UnionWalk {
   }
 
   bool read_part(const TreeDir& at, names::UnionPart* part) {
-    const int fd = open_beneath(roots[at.tree].get(), at.rel);
-    if (fd < 0) {
-      std::fprintf(stderr, "foldfs check: cannot open '%s' in '%s': %s\n", at.rel.c_str(),
-                   trees[at.tree].c_str(), std::strerror(-fd));
-      ++errors;
-      return false;
-    }
-    UniqueFd dir(fd);
     std::vector<backing::DirEntry> entries;
-    if (int err = backing::read_directory(dir.get(), &entries); err != 0) {
-      std::fprintf(stderr, "foldfs check: cannot read '%s' in '%s': %s\n", at.rel.c_str(),
-                   trees[at.tree].c_str(), std::strerror(err));
-      ++errors;
-      return false;
-    }
+    const UniqueFd dir =
+        list_beneath(roots[at.tree].get(), at.rel, "'" + at.rel + "' in '" + trees[at.tree] + "'",
+                     &entries, &errors);
+    if (!dir.valid()) return false;
     part->tree = at.tree;
     for (const auto& e : entries) part->entries.push_back({e.name, kind_of(dir.get(), e)});
     char opaque = 0;

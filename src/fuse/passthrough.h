@@ -20,10 +20,10 @@
 // Credentials: the kernel does the backing I/O with the credentials of the thread that
 // registered the file (root, with its capabilities), after its own checks in the caller's
 // context: the open's permissions against the mount's inode, and before each write
-// file_remove_privs() on the mount's file, which clears setuid and setgid bits through a SETATTR
-// exactly when the writer is not privileged (checked: a user's append clears them, root's
-// keeps them, as on a local filesystem). Quotas and reserved blocks are charged to root, as for
-// every write the daemon makes without passthrough.
+// file_remove_privs() on the mount's file. Root's credentials keep setuid/setgid bits, so the
+// daemon drops them: with FUSE_HANDLE_KILLPRIV_V2 that call becomes an empty SETATTR, and
+// Filesystem::setattr applies the local rule (docs/design.md "Privileges"). Quotas and reserved
+// blocks are charged to root, as for every write the daemon makes without passthrough.
 //
 // Lock: mutex_ (a leaf) guards the two maps; the ioctls are made under it, so that a node's
 // first open and its last release cannot interleave.

@@ -385,8 +385,10 @@ ssize_t UringTransport::hook_writev(int fd, struct iovec* iov, int count, void*)
   }
   const bool init_reply = out->unique != 0 && out->unique == self->init_unique_.load() &&
                           !self->init_answered_.exchange(true);
-  if (init_reply) self->patch_init_passthrough(iov, count);
-  if (init_reply) self->patch_init_killpriv(iov, count);
+  if (init_reply) {
+    self->patch_init_passthrough(iov, count);
+    self->patch_init_killpriv(iov, count);
+  }
   const bool asked = init_reply && self->patch_init_reply(iov, count);
   const ssize_t n = ::writev(fd, iov, count);
   if (init_reply && n < 0) self->passthrough_granted_ = self->killpriv_granted_ = false;

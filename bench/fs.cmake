@@ -14,3 +14,7 @@ endif()
 add_test(NAME bench_quick
          COMMAND ${CMAKE_CURRENT_LIST_DIR}/run.sh --quick --bin-dir ${CMAKE_BINARY_DIR})
 set_tests_properties(bench_quick PROPERTIES LABELS bench TIMEOUT 300 RUN_SERIAL TRUE)
+
+# Copy-up of a large file against cp (issue 16): build/bench/copy_up_bench, see its header.
+add_executable(copy_up_bench ${CMAKE_CURRENT_LIST_DIR}/copy_up_bench.cc)
+target_link_libraries(copy_up_bench PRIVATE foldfs_backing benchmark::benchmark)

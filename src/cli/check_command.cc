@@ -6,8 +6,6 @@
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -19,6 +17,7 @@
 
 #include "backing/casefold_flag.h"
 #include "backing/dir_reader.h"
+#include "backing/union_format.h"
 #include "backing/unique_fd.h"
 #include "names/dir_index.h"
 #include "names/union_dir.h"
@@ -169,8 +168,7 @@ struct UnionWalk {
       return names::UnionKind::kOther;
     }
     if (S_ISDIR(st.st_mode)) return names::UnionKind::kDirectory;
-    // overlayfs's whiteout: a character device 0/0
-    if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) return names::UnionKind::kWhiteout;
+    if (backing::is_whiteout(st)) return names::UnionKind::kWhiteout;
     return names::UnionKind::kOther;
   }
 
@@ -182,9 +180,7 @@ struct UnionWalk {
     if (!dir.valid()) return false;
     part->tree = at.tree;
     for (const auto& e : entries) part->entries.push_back({e.name, kind_of(dir.get(), e)});
-    char opaque = 0;
-    part->opaque =
-        ::fgetxattr(dir.get(), "trusted.overlay.opaque", &opaque, 1) == 1 && opaque == 'y';
+    part->opaque = backing::is_opaque(dir.get());
     names += entries.size();
     return true;
   }

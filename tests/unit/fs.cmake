@@ -1,5 +1,6 @@
-# Unit tests of src/names and src/fs: the core without FUSE, on a real backing directory.
+# Unit tests of src/backing, src/names and src/fs: the core without FUSE, on a real backing directory.
 add_executable(foldfs_fs_tests
+  ${CMAKE_CURRENT_SOURCE_DIR}/copy_up_test.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/fs_core_test.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/fs_fuzz_regressions_test.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/fs_interleaving_test.cc

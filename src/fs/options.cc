@@ -30,10 +30,17 @@ struct Refused {
   std::string_view name;
   std::string_view why;
 };
+constexpr const char* kNoUnionYet =
+    "a union of trees cannot be mounted yet (docs/union.md); `foldfs check --lowerdir=TOP:...:BOTTOM"
+    " [--upperdir=DIR]` shows how the trees would merge";
 constexpr Refused kRefused[] = {
     {"lazytime", "FUSE filesystems keep no timestamps in memory to write lazily"},
     {"nolazytime", "FUSE filesystems keep no timestamps in memory to write lazily"},
     {"mand", "mandatory locks were removed from Linux"},
+    // overlayfs's options, which a union of trees will take (issue 16, docs/union.md).
+    {"lowerdir", kNoUnionYet},
+    {"upperdir", kNoUnionYet},
+    {"workdir", kNoUnionYet},
 };
 
 bool parse_seconds(std::string_view text, double* out) {

@@ -1,6 +1,23 @@
-# Helpers shared by the benchmarks that drive real programs over a foldfs mount (bench/wine.sh,
-# bench/samba.sh, bench/nfs.sh): sourced, never run. Each script sets OPTS (its extra mount
-# options, starting with a comma) before calling fuse_transport.
+# Helpers shared by the benchmark scripts (bench/run.sh, data.sh, wine.sh, samba.sh, nfs.sh):
+# sourced, never run. Each script sets OPTS (its extra mount options, starting with a comma)
+# before calling fuse_transport.
+
+# Progress and errors on stderr, tagged with the script's name (or BENCH_TAG, set before sourcing).
+BENCH_TAG=${BENCH_TAG:-$(basename "$0" .sh)}
+say() { printf '[%s %s] %s\n' "$BENCH_TAG" "$(date +%T)" "$*" >&2; }
+fail() { say "ERROR: $*"; exit 1; }
+
+# Refuses (exit 2, as for an unknown argument) an option value that is not a positive whole
+# number: `whole_numbers --rounds "$ROUNDS" --files "$FILES"`.
+whole_numbers() {
+  while (($#)); do
+    [[ $2 =~ ^[1-9][0-9]*$ ]] || {
+      echo "$BENCH_TAG.sh: $1 needs a positive whole number, not '$2'" >&2
+      exit 2
+    }
+    shift 2
+  done
+}
 
 calc() { awk "BEGIN { print $* }" 2>/dev/null || echo nan; }  # arithmetic on decimals
 

@@ -37,8 +37,7 @@ while (($#)); do
   esac
   shift
 done
-say() { printf '[data %s] %s\n' "$(date +%T)" "$*" >&2; }
-fail() { say "ERROR: $*"; exit 1; }
+whole_numbers --rounds "$ROUNDS" --mib "$MIB"
 [ "$(id -u)" = 0 ] || fail "needs root (loop device, FUSE mounts, drop_caches)"
 command -v bindfs >/dev/null || fail "bindfs is missing (scripts/setup.sh)"
 FOLDFS=$BIN_DIR/foldfs

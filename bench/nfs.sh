@@ -33,6 +33,7 @@ while (($#)); do
   esac
   shift
 done
+whole_numbers --rounds "$ROUNDS" --files "$FILES"
 FOLDFS=$BIN_DIR/foldfs
 PROBE=$BIN_DIR/tests/integration/foldfs_nfs_probe
 [ -x "$FOLDFS" ] && [ -x "$PROBE" ] || { echo "nfs: no foldfs or foldfs_nfs_probe in $BIN_DIR" >&2; exit 1; }

@@ -28,6 +28,8 @@
 set -Eeuo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BENCH_TAG=bench
+. "$HERE/app_common.sh"
 REPO=$(dirname "$HERE")
 QUICK=0
 NO_URING=0
@@ -50,8 +52,6 @@ while (($#)); do
   shift
 done
 
-say() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
-fail() { say "ERROR: $*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || fail "needs root (drop_caches, FUSE mounts)"
 [ -c /dev/fuse ] || fail "no /dev/fuse"

@@ -53,9 +53,8 @@ while (($#)); do
   esac
   shift
 done
+whole_numbers --rounds "$ROUNDS" --files "$FILES" --ops "$OPS"
 BIN_DIR=$(mkdir -p "$BIN_DIR" && cd "$BIN_DIR" && pwd)
-say() { printf '[samba %s] %s\n' "$(date +%T)" "$*" >&2; }
-fail() { say "ERROR: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || fail "needs root (FUSE mounts, smbd)"
 command -v smbd >/dev/null && command -v smbclient >/dev/null || "$REPO/scripts/setup.sh"
 SMBD=$(command -v smbd) || fail "no smbd (apt-get install samba)"

@@ -46,9 +46,8 @@ while (($#)); do
   esac
   shift
 done
+whole_numbers --rounds "$ROUNDS"
 BIN_DIR=$(mkdir -p "$BIN_DIR" && cd "$BIN_DIR" && pwd)  # absolute: WINEPREFIX must be
-say() { printf '[wine %s] %s\n' "$(date +%T)" "$*" >&2; }
-fail() { say "ERROR: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || fail "needs root (FUSE mounts)"
 [ -x /usr/lib/wine/wine64 ] || "$REPO/scripts/setup.sh"
 WINE=/usr/lib/wine/wine64

@@ -17,8 +17,8 @@
 
 #include "backing/casefold_flag.h"
 #include "backing/dir_reader.h"
-#include "backing/union_format.h"
 #include "backing/unique_fd.h"
+#include "fs/union_parts.h"
 #include "names/dir_index.h"
 #include "names/union_dir.h"
 
@@ -160,27 +160,13 @@ struct UnionWalk {
     std::printf("%s\n", out.c_str());
   }
 
-  names::UnionKind kind_of(int dirfd, const backing::DirEntry& e) {
-    if (e.type == DT_DIR) return names::UnionKind::kDirectory;
-    if (e.type != DT_CHR && e.type != DT_UNKNOWN) return names::UnionKind::kOther;
-    struct stat st;
-    if (::fstatat(dirfd, e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      return names::UnionKind::kOther;
-    }
-    if (S_ISDIR(st.st_mode)) return names::UnionKind::kDirectory;
-    if (backing::is_whiteout(st)) return names::UnionKind::kWhiteout;
-    return names::UnionKind::kOther;
-  }
-
   bool read_part(const TreeDir& at, names::UnionPart* part) {
     std::vector<backing::DirEntry> entries;
     const UniqueFd dir =
         list_beneath(roots[at.tree].get(), at.rel, "'" + at.rel + "' in '" + trees[at.tree] + "'",
                      &entries, &errors);
     if (!dir.valid()) return false;
-    part->tree = at.tree;
-    for (const auto& e : entries) part->entries.push_back({e.name, kind_of(dir.get(), e)});
-    part->opaque = backing::is_opaque(dir.get());
+    *part = fs::union_part(dir.get(), at.tree, entries);
     names += entries.size();
     return true;
   }

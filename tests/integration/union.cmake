@@ -1,0 +1,6 @@
+# Issue 16 (a union of trees): the merge rules and the upper tree's format checked against the
+# kernel's overlayfs. Needs root (overlayfs, trusted.* attributes, whiteouts).
+add_executable(foldfs_union_overlayfs_test ${CMAKE_CURRENT_LIST_DIR}/union_overlayfs_test.cc)
+target_link_libraries(foldfs_union_overlayfs_test PRIVATE foldfs_itest_harness foldfs_fs
+                                                          GTest::gtest_main)
+foldfs_discover_tests(foldfs_union_overlayfs_test LABELS integration TIMEOUT 300)

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <string_view>
 #include <vector>
 
@@ -176,30 +177,81 @@ int sync_directory(int dir) {
   return ::fsync(fd.get()) == 0 ? 0 : errno;
 }
 
+// Where a regular file's copy is built before it gets its name: unnamed in the upper directory
+// (O_TMPFILE), or where the upper filesystem has no unnamed files, under a name of its own in the
+// work directory, removed again unless it was moved into place.
+struct Scratch {
+  UniqueFd fd;
+  int work_dir = -1;
+  std::string work_name;  // empty: unnamed
+  Scratch() = default;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() {
+    if (!work_name.empty()) ::unlinkat(work_dir, work_name.c_str(), 0);
+  }
+};
+
+int make_scratch(int upper_dir, int work_dir, Scratch* s) {
+  s->fd.reset(::openat(upper_dir, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  if (s->fd.valid()) return 0;
+  if (errno != EISDIR && errno != ENOTSUP && errno != EOPNOTSUPP) return errno;
+  if (work_dir < 0) return EOPNOTSUPP;
+  static std::atomic<uint64_t> counter{0};
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    const std::string name = std::string(kCopyUpWorkPrefix) + std::to_string(::getpid()) + "." +
+                             std::to_string(counter++);
+    s->fd.reset(
+        ::openat(work_dir, name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (s->fd.valid()) {
+      s->work_dir = work_dir;
+      s->work_name = name;
+      return 0;
+    }
+    if (errno != EEXIST) return errno;
+  }
+  return EEXIST;
+}
+
+// Gives the finished copy its name; fails on an existing name, never replaces it.
+int place(Scratch* s, int upper_dir, const std::string& name) {
+  if (s->work_name.empty()) {
+    // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the /proc link does the same without it.
+    if (::linkat(s->fd.get(), "", upper_dir, name.c_str(), AT_EMPTY_PATH) == 0) return 0;
+    if (errno != ENOENT && errno != EPERM) return errno;
+    return ::linkat(AT_FDCWD, ProcPath(s->fd.get()).c_str(), upper_dir, name.c_str(),
+                    AT_SYMLINK_FOLLOW) == 0
+               ? 0
+               : errno;
+  }
+  if (::renameat2(s->work_dir, s->work_name.c_str(), upper_dir, name.c_str(), RENAME_NOREPLACE) ==
+      0) {
+    s->work_name.clear();
+    return 0;
+  }
+  if (errno != EINVAL && errno != ENOSYS) return errno;  // EEXIST; EXDEV: another filesystem
+  // A filesystem without rename flags (a FUSE one may have none): a link fails on an existing
+  // name too, and the work name goes with the Scratch.
+  return ::linkat(s->work_dir, s->work_name.c_str(), upper_dir, name.c_str(), 0) == 0 ? 0 : errno;
+}
+
 int copy_regular(int src_path, const struct stat& st, int upper_dir, const std::string& name,
-                 struct stat* out, const CopyUpHook& hook) {
+                 int work_dir, struct stat* out, const CopyUpHook& hook) {
   // The data through a descriptor opened from the one already checked: no name is resolved again.
   // O_NOATIME: copying up reads the lower file but is no access of it; its times stay.
   const UniqueFd src(::open(ProcPath(src_path).c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME));
   if (!src.valid()) return errno;
-  const UniqueFd tmp(::openat(upper_dir, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
-  if (!tmp.valid()) return (errno == EISDIR || errno == ENOTSUP) ? EOPNOTSUPP : errno;
-  if (const int err = copy_data(src.get(), tmp.get(), st.st_size)) return err;
+  Scratch tmp;
+  if (const int err = make_scratch(upper_dir, work_dir, &tmp)) return err;
+  if (const int err = copy_data(src.get(), tmp.fd.get(), st.st_size)) return err;
   at(hook, "data-copied");
-  if (const int err = copy_metadata(src_path, tmp.get(), st)) return err;
+  if (const int err = copy_metadata(src_path, tmp.fd.get(), st)) return err;
   at(hook, "metadata-set");
-  if (::fsync(tmp.get()) != 0) return errno;
+  if (::fsync(tmp.fd.get()) != 0) return errno;
   at(hook, "synced");
-  // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the /proc link does the same without it.
-  if (::linkat(tmp.get(), "", upper_dir, name.c_str(), AT_EMPTY_PATH) != 0) {
-    if (errno != ENOENT && errno != EPERM) return errno;
-    if (::linkat(AT_FDCWD, ProcPath(tmp.get()).c_str(), upper_dir, name.c_str(),
-                 AT_SYMLINK_FOLLOW) != 0) {
-      return errno;
-    }
-  }
+  if (const int err = place(&tmp, upper_dir, name)) return err;
   at(hook, "linked");
-  if (out != nullptr && ::fstat(tmp.get(), out) != 0) return errno;
+  if (out != nullptr && ::fstat(tmp.fd.get(), out) != 0) return errno;
   return sync_directory(upper_dir);
 }
 
@@ -253,7 +305,7 @@ int copy_other(int src_path, const struct stat& st, int upper_dir, const std::st
 }  // namespace
 
 int copy_up(int lower_dir, const std::string& lower_name, int upper_dir,
-            const std::string& upper_name, struct stat* out, const CopyUpHook& hook) {
+            const std::string& upper_name, struct stat* out, const CopyUpHook& hook, int work_dir) {
   if (lower_name.empty() || lower_name.find('/') != std::string::npos || upper_name.empty() ||
       upper_name.find('/') != std::string::npos || lower_name == "." || lower_name == ".." ||
       upper_name == "." || upper_name == "..") {
@@ -264,7 +316,9 @@ int copy_up(int lower_dir, const std::string& lower_name, int upper_dir,
   if (!src.valid()) return errno;
   struct stat st;
   if (::fstat(src.get(), &st) != 0) return errno;
-  if (S_ISREG(st.st_mode)) return copy_regular(src.get(), st, upper_dir, upper_name, out, hook);
+  if (S_ISREG(st.st_mode)) {
+    return copy_regular(src.get(), st, upper_dir, upper_name, work_dir, out, hook);
+  }
   return copy_other(src.get(), st, upper_dir, upper_name, out);
 }
 

@@ -46,9 +46,20 @@ using CopyUpHook = std::function<void(const char* point)>;
 // `upper_name`. Directories are copied without their entries (the upper part of a merged
 // directory). Descriptors may be O_PATH. 0 or an errno; EEXIST when `upper_name` exists (nothing
 // is touched then), EOPNOTSUPP when the upper filesystem cannot hold part of what must be copied
-// (an unnamed file, an extended attribute): nothing is left under `upper_name` then.
+// (an unnamed file without `work_dir`, an extended attribute): nothing is left under
+// `upper_name` then.
 // On success *out (if given) is the stat of the upper copy.
+//
+// `work_dir` (optional, overlayfs's workdir=): a directory on the upper filesystem that only root
+// may write. Where the upper filesystem has no unnamed files (FUSE, NFS), a regular file is built
+// there under a name starting with kCopyUpWorkPrefix and moved into place (renameat2 with
+// RENAME_NOREPLACE, else a link), with the same promise: a crash leaves no name or the whole
+// file, and at most a leftover in the work directory, which the mount empties when it starts.
+// EXDEV when it is on another filesystem.
 int copy_up(int lower_dir, const std::string& lower_name, int upper_dir,
-            const std::string& upper_name, struct stat* out = nullptr, const CopyUpHook& hook = {});
+            const std::string& upper_name, struct stat* out = nullptr, const CopyUpHook& hook = {},
+            int work_dir = -1);
+
+inline constexpr const char* kCopyUpWorkPrefix = ".foldfs-copy-up.";
 
 }  // namespace foldfs::backing

@@ -4,3 +4,8 @@ add_executable(foldfs_union_overlayfs_test ${CMAKE_CURRENT_LIST_DIR}/union_overl
 target_link_libraries(foldfs_union_overlayfs_test PRIVATE foldfs_itest_harness foldfs_fs
                                                           GTest::gtest_main)
 foldfs_discover_tests(foldfs_union_overlayfs_test LABELS integration TIMEOUT 300)
+
+# Copy-up on each kind of backing filesystem (in scripts/test.sh's matrix).
+add_executable(foldfs_union_copy_up_test ${CMAKE_CURRENT_LIST_DIR}/union_copy_up_test.cc)
+target_link_libraries(foldfs_union_copy_up_test PRIVATE foldfs_itest_harness GTest::gtest_main)
+foldfs_discover_tests(foldfs_union_copy_up_test LABELS integration TIMEOUT 300)

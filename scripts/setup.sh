@@ -12,6 +12,7 @@ PACKAGES=(
   xfsprogs btrfs-progs  # the backing-filesystem matrix of the tests
   libcap2-bin           # capsh: the tests' second pass without CAP_SYS_RESOURCE
   bindfs stress-ng gnuplot-nox
+  fuse-overlayfs mergerfs  # bench/union.sh: the byte-exact unions it compares with
   nfs-ganesha nfs-ganesha-vfs libnfs-utils libnfs-dev  # the NFS tests and bench/nfs.sh
 )
 # The programs foldfs exists for, in bench/wine.sh, bench/samba.sh and the "wine" and "samba"

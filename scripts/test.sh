@@ -74,9 +74,9 @@ fi
 
 # The promises over every kind of backing filesystem (tests/integration/harness.h,
 # FOLDFS_IT_BACKING): generic/556's behaviours, collisions, POSIX operations, the coherence
-# loops, outside changes, file handles, the model-checked random operations, and copy-up (the
-# union's backing layer).
-MATRIX='^(Generic556|UnionCopyUp|CasefoldSemantics|CasefoldFlag|CasefoldAllFlag|CasefoldDotNames|CasefoldAllDotNames|ExistingCollisions|OutsideChanges|CacheCoherence|FileHandles|PosixOps|Variants/Model)'
+# loops, outside changes, file handles, the model-checked random operations, and the union of
+# trees (its mount, and copy-up).
+MATRIX='^(Generic556|UnionCopyUp|UnionMount|CasefoldSemantics|CasefoldFlag|CasefoldAllFlag|CasefoldDotNames|CasefoldAllDotNames|ExistingCollisions|OutsideChanges|CacheCoherence|FileHandles|PosixOps|Variants/Model)'
 for kind in ext4 xfs btrfs tmpfs nested overlay fuse; do
   FOLDFS_IT_BACKING=$kind run_ctest "backing-$kind" build -R "$MATRIX"
 done

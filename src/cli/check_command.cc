@@ -18,6 +18,7 @@
 #include "backing/casefold_flag.h"
 #include "backing/dir_reader.h"
 #include "backing/unique_fd.h"
+#include "fs/options.h"
 #include "fs/union_parts.h"
 #include "names/dir_index.h"
 #include "names/union_dir.h"
@@ -233,20 +234,6 @@ struct UnionWalk {
   }
 };
 
-// overlayfs's list syntax: paths separated by ':', a ':' or '\' inside a path escaped by '\'.
-std::vector<std::string> split_tree_list(const std::string& list) {
-  std::vector<std::string> out(1);
-  for (size_t i = 0; i < list.size(); ++i) {
-    if (list[i] == '\\' && i + 1 < list.size())
-      out.back().push_back(list[++i]);
-    else if (list[i] == ':')
-      out.emplace_back();
-    else
-      out.back().push_back(list[i]);
-  }
-  return out;
-}
-
 int usage_error(const char* message) {
   std::fprintf(stderr,
                "foldfs: %s\nusage: foldfs check [--casefold=all] BACKING\n"
@@ -259,7 +246,7 @@ int run_union_check(const std::string& upper, const std::string& lower) {
   UnionWalk walk;
   if (!upper.empty()) walk.trees.push_back(upper);
   if (!lower.empty()) {
-    for (const std::string& t : split_tree_list(lower)) walk.trees.push_back(t);
+    for (const std::string& t : fs::split_tree_list(lower)) walk.trees.push_back(t);
   }
   for (const std::string& t : walk.trees) {
     if (t.empty()) return usage_error("an empty path in the list of trees");

@@ -18,6 +18,7 @@
 #include "backing/casefold_flag.h"
 #include "backing/dir_reader.h"
 #include "backing/proc_path.h"
+#include "backing/union_format.h"
 #include "fs/dir_lock.h"
 
 namespace foldfs::fs {
@@ -722,7 +723,12 @@ void Filesystem::note_change(Inode& dir, const names::FoldedName& name, std::str
 // ---------------------------------------------------------------------------------------------
 // Lookup
 
-int Filesystem::lookup(const Context&, uint64_t parent, std::string_view name, EntryOut* out) {
+int Filesystem::lookup(const Context& ctx, uint64_t parent, std::string_view name, EntryOut* out) {
+  return lookup_in_tree(ctx, parent, name, out, nullptr, nullptr);
+}
+
+int Filesystem::lookup_in_tree(const Context&, uint64_t parent, std::string_view name,
+                               EntryOut* out, std::string* found, size_t* equivalents) {
   counters_.lookups++;
   // "." and ".." arrive only when the kernel reconnects an inode reached by file handle.
   if (name == ".") {
@@ -765,6 +771,10 @@ int Filesystem::lookup(const Context&, uint64_t parent, std::string_view name, E
     err = resolve(dir, dirfd->get(), *folded, &stored, &exact_stat);
   }
   if (err == 0) err = enter_name(*dir, dirfd->get(), stored, out, exact_stat);
+  if (err == 0 && found) *found = stored;
+  if (err == 0 && equivalents) {
+    *equivalents = folded ? count_equivalents(dir, dirfd->get(), *folded) : 1;
+  }
   if (err == ENOENT) {
     counters_.negative_answers++;
     out->ino = 0;
@@ -773,6 +783,33 @@ int Filesystem::lookup(const Context&, uint64_t parent, std::string_view name, E
   if (folded && (err == 0 || err == ENOENT)) note_kernel_entry(*dir, *folded, err == ENOENT);
   hook("lookup:answered");
   return err;
+}
+
+// The stored names that share `name`'s key (at least the one found): the index, loaded if it was
+// not (a single-tree lookup of an exact spelling needs none).
+size_t Filesystem::count_equivalents(const std::shared_ptr<Inode>& dir, int dirfd,
+                                     const names::FoldedName& name) {
+  DirState& state = *dir->dir;
+  bool loaded = false;
+  size_t names = 0;
+  size_t count = 1;
+  {
+    MutexLock lock(state.index_lock);
+    if (ensure_index(state, dirfd, &loaded) == 0) {
+      count = std::max<size_t>(1, state.index.equivalents(name).size());
+    }
+    names = state.index.size();
+  }
+  if (loaded) budget_.loaded(dir, names);
+  return count;
+}
+
+bool Filesystem::opaque(uint64_t ino) {
+  std::shared_ptr<Inode> dir;
+  if (dir_inode(ino, &dir) != 0) return false;
+  int err = 0;
+  SharedFd fd = path_fd(dir, &err);
+  return fd && backing::is_opaque(fd->get());
 }
 
 // ---------------------------------------------------------------------------------------------

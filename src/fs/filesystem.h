@@ -1,4 +1,4 @@
-// The foldfs filesystem: operations shaped like FUSE's lowlevel ops, free of libfuse types.
+// The foldfs filesystem over one backing tree: the Operations (fs/operations.h) a mount serves.
 //
 // Every operation returns 0 or a positive errno and fills its out-parameters on success. No
 // exception leaves this class (allocation failures become ENOMEM at the adapter edge).
@@ -57,6 +57,7 @@
 #include "fs/kernel_notifier.h"
 #include "fs/listing_demand.h"
 #include "fs/node_ids.h"
+#include "fs/operations.h"
 #include "fs/options.h"
 #include "fs/outside_watch.h"
 #include "fs/resting_dirs.h"
@@ -64,116 +65,104 @@
 
 namespace foldfs::fs {
 
-struct EntryOut {
-  uint64_t ino = 0;  // 0 with ENOENT-free reply means "negative entry"
-  uint64_t generation = 0;
-  struct stat attr {};
-  double entry_timeout = 0;
-  double attr_timeout = 0;
-};
-
-// The counters are readable by root through the mount: with the ioctl kStatsIoctl on the root
-// directory (what `foldfs stats MNT` uses; it works with xattr=nosys too), or as the extended
-// attribute kStatsXattr of the root (in the trusted namespace).
-inline constexpr const char* kStatsXattr = "trusted.foldfs.stats";
-inline constexpr size_t kStatsIoctlSize = 8192;
-inline constexpr unsigned long kStatsIoctl = _IOR(0xF0, 1, char[kStatsIoctlSize]);
-
-class Filesystem : private OutsideWatch::Listener {
+class Filesystem : public Operations, private OutsideWatch::Listener {
  public:
   // Opens the backing root. Returns nullptr and sets *error on failure.
   static std::unique_ptr<Filesystem> open(const std::string& backing, const Options& options,
                                           int* error);
   ~Filesystem() override;
 
-  void set_notifier(KernelNotifier* notifier) { kernel_.set_notifier(notifier); }
+  void set_notifier(KernelNotifier* notifier) override { kernel_.set_notifier(notifier); }
   // More "name value" lines for stats_text(), from the layer that carries requests (set before
   // requests are served).
-  void set_transport_stats(std::function<std::string()> lines) {
+  void set_transport_stats(std::function<std::string()> lines) override {
     transport_stats_ = std::move(lines);
   }
   // Starts the threads the filesystem runs (the outside-change watcher). Call it in the process
   // that serves requests: after daemonizing, since fork() keeps only the calling thread.
-  void start_services();
+  void start_services() override;
   // Stops them: call it before the session the notifier writes to goes away.
-  void stop_services();
+  void stop_services() override;
   // Whether outside changes are watched (outside=watch, and fanotify can mark the backing root).
   bool watching() const { return outside_ != nullptr; }
-  const Options& options() const { return options_; }
+  const Options& options() const override { return options_; }
   // The attribute timeout replies carry (the option, or the automatic choice, see Options): the
   // longest, and that of one inode.
-  double attr_timeout() const;
-  double attr_timeout_of(uint64_t ino) const;
-  std::string stats_text() const;                 // "name value" lines
+  double attr_timeout() const override;
+  double attr_timeout_of(uint64_t ino) const override;
+  std::string stats_text() const override;        // "name value" lines
   uint64_t counter(std::string_view name) const;  // one of them (0 if there is none)
-  static constexpr uint64_t kRootId = NodeIds::kRootId;
+  static_assert(kRootId == NodeIds::kRootId);
 
   // Namespace.
-  int lookup(const Context& ctx, uint64_t parent, std::string_view name, EntryOut* out);
-  void forget(uint64_t ino, uint64_t nlookup);
+  int lookup(const Context& ctx, uint64_t parent, std::string_view name, EntryOut* out) override;
+  void forget(uint64_t ino, uint64_t nlookup) override;
   int mknod(const Context& ctx, uint64_t parent, std::string_view name, mode_t mode, dev_t rdev,
-            EntryOut* out);
-  int mkdir(const Context& ctx, uint64_t parent, std::string_view name, mode_t mode, EntryOut* out);
+            EntryOut* out) override;
+  int mkdir(const Context& ctx, uint64_t parent, std::string_view name, mode_t mode,
+            EntryOut* out) override;
   int symlink(const Context& ctx, std::string_view target, uint64_t parent, std::string_view name,
-              EntryOut* out);
+              EntryOut* out) override;
   int link(const Context& ctx, uint64_t ino, uint64_t newparent, std::string_view newname,
-           EntryOut* out);
-  int unlink(const Context& ctx, uint64_t parent, std::string_view name);
-  int rmdir(const Context& ctx, uint64_t parent, std::string_view name);
+           EntryOut* out) override;
+  int unlink(const Context& ctx, uint64_t parent, std::string_view name) override;
+  int rmdir(const Context& ctx, uint64_t parent, std::string_view name) override;
   int rename(const Context& ctx, uint64_t parent, std::string_view name, uint64_t newparent,
-             std::string_view newname, unsigned int flags);
+             std::string_view newname, unsigned int flags) override;
 
   // Attributes.
-  int getattr(uint64_t ino, struct stat* out);
+  int getattr(uint64_t ino, struct stat* out) override;
   // `to_set` uses the FUSE_SET_ATTR_* bit values (declared in fs/options.h as kSetAttr*).
   int setattr(const Context& ctx, uint64_t ino, const struct stat& attr, int to_set,
-              const uint64_t* fh, struct stat* out);
-  int readlink(uint64_t ino, std::string* out);
-  int statfs(uint64_t ino, struct statvfs* out);
+              const uint64_t* fh, struct stat* out) override;
+  int readlink(uint64_t ino, std::string* out) override;
+  int statfs(uint64_t ino, struct statvfs* out) override;
 
   // Extended attributes. For get/list, size 0 asks for the needed size (*needed).
-  int setxattr(uint64_t ino, std::string_view name, std::string_view value, int flags);
+  int setxattr(uint64_t ino, std::string_view name, std::string_view value, int flags) override;
   int getxattr(uint64_t ino, std::string_view name, size_t size, std::string* value,
-               size_t* needed);
-  int listxattr(uint64_t ino, size_t size, std::string* list, size_t* needed);
-  int removexattr(uint64_t ino, std::string_view name);
+               size_t* needed) override;
+  int listxattr(uint64_t ino, size_t size, std::string* list, size_t* needed) override;
+  int removexattr(uint64_t ino, std::string_view name) override;
 
   // Files. `fh` identifies an open backing descriptor.
-  int open(const Context& ctx, uint64_t ino, int flags, uint64_t* fh);
+  int open(const Context& ctx, uint64_t ino, int flags, uint64_t* fh) override;
   int create(const Context& ctx, uint64_t parent, std::string_view name, mode_t mode, int flags,
-             EntryOut* out, uint64_t* fh);
-  int file_fd(uint64_t fh) const;  // the backing descriptor of an open file
+             EntryOut* out, uint64_t* fh) override;
+  int file_fd(uint64_t fh) const override;  // the backing descriptor of an open file
   // ENOSYS where closing a backing descriptor reports nothing (local filesystems): the kernel
   // then stops sending FLUSH, one round trip less for every close.
-  int flush(uint64_t fh);
-  int release(uint64_t fh);
-  int fsync(uint64_t fh, bool datasync);
-  int fallocate(uint64_t fh, int mode, off_t offset, off_t length);
-  int lseek(uint64_t fh, off_t offset, int whence, off_t* result);
+  int flush(uint64_t fh) override;
+  int release(uint64_t fh) override;
+  int fsync(uint64_t fh, bool datasync) override;
+  int fallocate(uint64_t fh, int mode, off_t offset, off_t length) override;
+  int lseek(uint64_t fh, off_t offset, int whence, off_t* result) override;
   int copy_file_range(uint64_t fh_in, off_t off_in, uint64_t fh_out, off_t off_out, size_t len,
-                      int flags, size_t* copied);
+                      int flags, size_t* copied) override;
 
   // Directories. Reading keeps no per-open state (see file_ops.cc): opendir and releasedir do
   // nothing but check, and readdir takes the directory's node id.
-  int opendir(const Context& ctx, uint64_t ino, uint64_t* fh);
-  // Calls `emit(name, ino, type, next_offset)` for entries from `offset` on until it returns
-  // false (buffer full) or the directory ends.
-  using DirEmit =
-      std::function<bool(std::string_view name, uint64_t ino, mode_t type, off_t next_offset)>;
-  // `reply_bytes`: the size of the kernel's buffer, so that about that much is read.
-  int readdir(uint64_t ino, off_t offset, const DirEmit& emit, size_t reply_bytes = 32768);
-  // Same with each entry's attributes; an entry with ino != 0 counts as one lookup.
-  using DirPlusEmit =
-      std::function<bool(std::string_view name, const EntryOut& entry, off_t next_offset)>;
-  int readdirplus(uint64_t ino, off_t offset, const DirPlusEmit& emit, size_t reply_bytes = 32768);
-  int releasedir(uint64_t fh);
-  int fsyncdir(uint64_t ino, bool datasync);
+  int opendir(const Context& ctx, uint64_t ino, uint64_t* fh) override;
+  int readdir(uint64_t ino, off_t offset, const DirEmit& emit, size_t reply_bytes = 32768) override;
+  int readdirplus(uint64_t ino, off_t offset, const DirPlusEmit& emit,
+                  size_t reply_bytes = 32768) override;
+  int releasedir(uint64_t fh) override;
+  int fsyncdir(uint64_t ino, bool datasync) override;
 
   // Inode flags (FS_IOC_GETFLAGS / FS_IOC_SETFLAGS) and fsxattr (FS_IOC_FSGETXATTR/FSSETXATTR).
-  int get_flags(uint64_t ino, uint32_t* flags);
-  int set_flags(const Context& ctx, uint64_t ino, uint32_t flags);
-  int get_fsxattr(uint64_t ino, void* fsxattr_out);  // struct fsxattr
-  int set_fsxattr(uint64_t ino, const void* fsxattr_in);
+  int get_flags(uint64_t ino, uint32_t* flags) override;
+  int set_flags(const Context& ctx, uint64_t ino, uint32_t flags) override;
+  int get_fsxattr(uint64_t ino, void* fsxattr_out) override;  // struct fsxattr
+  int set_fsxattr(uint64_t ino, const void* fsxattr_in) override;
+
+  // For a union of trees (fs/union_fs.h), where this filesystem serves one tree: lookup() that
+  // also gives the stored name it found (`found`) and how many stored names of the directory
+  // share its key (`equivalents`: more than one is a collision inside this tree). Either may be
+  // null.
+  int lookup_in_tree(const Context& ctx, uint64_t parent, std::string_view name, EntryOut* out,
+                     std::string* found, size_t* equivalents);
+  // Whether the directory `ino` is opaque in a union (backing/union_format.h).
+  bool opaque(uint64_t ino);
 
   // The casefold rules of a directory (for tests and tools).
   bool casefolded(uint64_t ino) const;
@@ -263,6 +252,8 @@ class Filesystem : private OutsideWatch::Listener {
               std::string* stored, std::optional<struct stat>* exact_stat = nullptr);
   // *loaded: whether it (re)loaded the index; *delta: the change in the number of names.
   int ensure_index(DirState& dir, int dirfd, bool* loaded) REQUIRES(dir.index_lock);
+  size_t count_equivalents(const std::shared_ptr<Inode>& dir, int dirfd,
+                           const names::FoldedName& name);
   void index_change(Inode& dir, int dirfd, std::string_view added, std::string_view removed);
   void restamp_index(DirState& state, int dirfd) REQUIRES(state.index_lock);
   // The kernel may now cache `name` in `dir` (a positive entry, or a `negative` one).

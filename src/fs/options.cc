@@ -31,14 +31,13 @@ struct Refused {
   std::string_view why;
 };
 constexpr const char* kNoUnionYet =
-    "a union of trees cannot be mounted yet (docs/union.md); `foldfs check --lowerdir=TOP:...:BOTTOM"
-    " [--upperdir=DIR]` shows how the trees would merge";
+    "a writable union of trees is not built yet (docs/union.md): with lowerdir= alone the union "
+    "is read-only";
 constexpr Refused kRefused[] = {
     {"lazytime", "FUSE filesystems keep no timestamps in memory to write lazily"},
     {"nolazytime", "FUSE filesystems keep no timestamps in memory to write lazily"},
     {"mand", "mandatory locks were removed from Linux"},
     // overlayfs's options, which a union of trees will take (issue 16, docs/union.md).
-    {"lowerdir", kNoUnionYet},
     {"upperdir", kNoUnionYet},
     {"workdir", kNoUnionYet},
 };
@@ -110,10 +109,12 @@ bool apply_one(std::string_view opt, Options* out, std::string* error) {
     *field = true;
     return true;
   };
-  if (name == "casefold")
+  if (name == "casefold") {
+    out->casefold_given = true;
     return choice(value, &out->casefold,
                   {{"flag", CasefoldMode::kFlag}, {"all", CasefoldMode::kAll}}) ||
            bad_value();
+  }
   if (name == "outside") {
     return choice(
                value, &out->outside,
@@ -146,6 +147,13 @@ bool apply_one(std::string_view opt, Options* out, std::string* error) {
   if (name == "device") {
     if (value.empty() || value.front() != '/') return bad_value();
     out->device = std::string(value);
+    return true;
+  }
+  if (name == "lowerdir") {
+    out->lower_trees = split_tree_list(value);
+    for (const auto& t : out->lower_trees) {
+      if (t.empty()) return bad_value();
+    }
     return true;
   }
   if (name == "strict") return flag(&out->strict);
@@ -193,6 +201,19 @@ bool parse_mount_options(std::string_view list, Options* out, std::string* error
     }
   }
   return true;
+}
+
+std::vector<std::string> split_tree_list(std::string_view list) {
+  std::vector<std::string> out(1);
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (list[i] == '\\' && i + 1 < list.size())
+      out.back().push_back(list[++i]);
+    else if (list[i] == ':')
+      out.emplace_back();
+    else
+      out.back().push_back(list[i]);
+  }
+  return out;
 }
 
 size_t auto_fd_cache_capacity(uint64_t open_files) {

@@ -37,6 +37,7 @@ enum class Passthrough { kAuto, kOff };
 
 struct Options {
   CasefoldMode casefold = CasefoldMode::kFlag;      // casefold=flag|all
+  bool casefold_given = false;                      // whether casefold= was given
   bool strict = false;                              // strict
   bool read_only = false;                           // ro
   bool allow_other = false;                         // allow_other
@@ -74,6 +75,10 @@ struct Options {
   // filesystem UUID on the device, identify it across remounts. NFS servers tell filesystems
   // apart by them (FUSE reports no f_fsid): docs/nfs.md.
   std::string device;
+  // lowerdir=TOP:...:BOTTOM: a read-only, case-insensitive union of these trees, leftmost highest
+  // (overlayfs's syntax: a ':' or '\\' inside a path escaped by '\\'; docs/union.md). Empty: one
+  // backing tree.
+  std::vector<std::string> lower_trees;
   // Test-only (debug_no_invalidation): keep the timeouts but never invalidate kernel dentries.
   // This is the naive design the coherence tests must catch; never use it for real data.
   bool debug_no_invalidation = false;
@@ -83,6 +88,9 @@ struct Options {
 // Generic mount(8) options (rw, defaults, noauto, ...) are accepted and ignored. Returns true,
 // or false with a message in *error ("unknown option 'x'", "bad value for casefold: 'y'").
 bool parse_mount_options(std::string_view list, Options* out, std::string* error);
+
+// overlayfs's list of trees: paths separated by ':', a ':' or '\\' inside a path escaped by '\\'.
+std::vector<std::string> split_tree_list(std::string_view list);
 
 // The descriptor cache for a daemon allowed `open_files` descriptors: half of what is left after
 // 1,024 for open files, pinned inodes and the daemon's own (at least 128, at most 65,536), so

@@ -38,7 +38,7 @@ static_assert(fs::kSetAttrMode == FUSE_SET_ATTR_MODE && fs::kSetAttrUid == FUSE_
               fs::kSetAttrKillSuidgid == FATTR_KILL_SUIDGID);
 
 struct State {
-  fs::Filesystem* fs;
+  fs::Operations* fs;
   EpochNotifier* notifier;
   BackingFiles* backing = nullptr;  // with passthrough=auto
   bool no_opendir = false;          // the kernel skips OPENDIR/RELEASEDIR once opendir says ENOSYS
@@ -47,7 +47,7 @@ struct State {
 State* state(fuse_req_t req) {
   return static_cast<State*>(fuse_req_userdata(req));
 }
-fs::Filesystem& fsys(fuse_req_t req) {
+fs::Operations& fsys(fuse_req_t req) {
   return *state(req)->fs;
 }
 
@@ -602,8 +602,8 @@ void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, struct fu
     // The command arrives as a 32-bit value: compare with the constants truncated alike.
     const uint32_t command = cmd;
     if (command == static_cast<uint32_t>(fs::kStatsIoctl)) {
-      if (ino != fs::Filesystem::kRootId || fuse_req_ctx(req)->uid != 0) {
-        fuse_reply_err(req, ino != fs::Filesystem::kRootId ? ENOTTY : EPERM);
+      if (ino != fs::Operations::kRootId || fuse_req_ctx(req)->uid != 0) {
+        fuse_reply_err(req, ino != fs::Operations::kRootId ? ENOTTY : EPERM);
         return;
       }
       std::string text = fsys(req).stats_text();
@@ -702,7 +702,7 @@ const struct fuse_lowlevel_ops& lowlevel_ops() {
   return ops;
 }
 
-void* make_userdata(fs::Filesystem* fs, EpochNotifier* notifier) {
+void* make_userdata(fs::Operations* fs, EpochNotifier* notifier) {
   return new State{fs, notifier};
 }
 

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "fs/filesystem.h"
+#include "fs/operations.h"
 #include "fs/options.h"
 #include "fuse/kernel_notifier.h"
 
@@ -12,7 +12,7 @@ struct fuse_lowlevel_ops;
 namespace foldfs::fuse {
 
 const struct fuse_lowlevel_ops& lowlevel_ops();
-void* make_userdata(fs::Filesystem* fs, EpochNotifier* notifier);
+void* make_userdata(fs::Operations* fs, EpochNotifier* notifier);
 void free_userdata(void* userdata);
 class BackingFiles;
 // Opens of regular files are offered to the kernel's passthrough through `backing` (before the

@@ -11,6 +11,8 @@
 #include <memory>
 #include <vector>
 
+#include "fs/filesystem.h"
+#include "fs/union_fs.h"
 #include "fuse/adapter.h"
 #include "fuse/mount_flags.h"
 #include "fuse/passthrough.h"
@@ -43,6 +45,49 @@ std::string escape_option_value(const std::string& value) {
     out.push_back(c);
   }
   return out;
+}
+
+// A union's trees: directories, none inside another (a tree's files would be reached through two
+// trees, and its handles would name two files), the mount point inside none. Sets *trees to their
+// real paths.
+int check_union_request(const MountRequest& r, std::vector<std::string>* trees,
+                        std::string* error) {
+  if (r.options.casefold_given) {
+    *error = "casefold= does not apply to a union: every directory of a union is case-insensitive";
+    return 1;
+  }
+  int err = 0;
+  for (const std::string& given : r.options.lower_trees) {
+    std::string tree = real_path(given, &err);
+    struct stat st;
+    if (err != 0 || ::stat(tree.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      *error = "lowerdir: '" + given + "' " + (err != 0 ? strerror(err) : "is not a directory");
+      return 1;
+    }
+    for (size_t k = 0; k < trees->size(); ++k) {
+      if (is_same_or_inside(tree, (*trees)[k]) || is_same_or_inside((*trees)[k], tree)) {
+        *error = "lowerdir: '" + given + "' and '" + r.options.lower_trees[k] +
+                 "' are the same tree or one is inside the other";
+        return 1;
+      }
+    }
+    trees->push_back(std::move(tree));
+  }
+  const std::string mnt = real_path(r.mountpoint, &err);
+  struct stat st;
+  if (err != 0 || ::stat(mnt.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    *error =
+        "mount point '" + r.mountpoint + "' " + (err != 0 ? strerror(err) : "is not a directory");
+    return 1;
+  }
+  for (size_t k = 0; k < trees->size(); ++k) {
+    if (is_same_or_inside(mnt, (*trees)[k])) {
+      *error = "mount point '" + r.mountpoint + "' is inside the tree '" +
+               r.options.lower_trees[k] + "': the mount would hide its own files";
+      return 1;
+    }
+  }
+  return 0;
 }
 
 int check_request(const MountRequest& r, std::string* backing, std::string* error) {
@@ -94,18 +139,32 @@ int choose_transport(const fs::Options& options, bool* use_uring, std::string* e
 }  // namespace
 
 int run_mount(const MountRequest& request, std::string* error) {
+  const bool is_union = !request.options.lower_trees.empty();
   std::string backing;
-  if (int status = check_request(request, &backing, error); status != 0) return status;
+  std::vector<std::string> trees;
+  if (int status = is_union ? check_union_request(request, &trees, error)
+                            : check_request(request, &backing, error);
+      status != 0) {
+    return status;
+  }
   bool uring = false;
   if (int status = choose_transport(request.options, &uring, error); status != 0) return status;
 
   // Modes come from the kernel with the caller's umask already applied.
   ::umask(0);
-  int err = 0;
-  std::unique_ptr<fs::Filesystem> filesystem = fs::Filesystem::open(backing, request.options, &err);
-  if (!filesystem) {
-    *error = "cannot open backing directory '" + request.backing + "': " + strerror(err);
-    return 1;
+  std::unique_ptr<fs::Operations> filesystem;
+  if (is_union) {
+    // Read-only: the kernel refuses every change with EROFS before asking the daemon.
+    filesystem = fs::UnionFilesystem::open(trees, request.options, error);
+    if (!filesystem) return 1;
+    backing = request.backing;  // the source shown by mount(8), as overlayfs shows its own
+  } else {
+    int err = 0;
+    filesystem = fs::Filesystem::open(backing, request.options, &err);
+    if (!filesystem) {
+      *error = "cannot open backing directory '" + request.backing + "': " + strerror(err);
+      return 1;
+    }
   }
   EpochNotifier notifier;
   filesystem->set_notifier(&notifier);
@@ -117,7 +176,7 @@ int run_mount(const MountRequest& request, std::string* error) {
                          : "blkdev,fsname=" + escape_option_value(request.options.device);
   opts += ",subtype=foldfs,default_permissions";
   if (request.options.allow_other) opts += ",allow_other";
-  if (request.options.read_only) opts += ",ro";
+  if (request.options.read_only || is_union) opts += ",ro";
   opts += superblock_flag_options(request.options.mount_flags);
   std::vector<std::string> argv_storage = {"foldfs", "-o", opts};
   if (request.debug) argv_storage.push_back("-d");

@@ -319,7 +319,7 @@ INSTANTIATE_TEST_SUITE_P(BadOptions, RefusedOption,
                                            "attr_timeout=-0.5", "negative_timeout=abc",
                                            "casefold=flag,bogus", "ro,nosuchoption=1", "lazytime",
                                            "mand", "nosuid=1",
-                                           "lowerdir=/a:/b", "upperdir=/a", "workdir=/w"),
+                                           "lowerdir=", "lowerdir=/a::/b", "upperdir=/a", "workdir=/w"),
                          [](const auto& info) { return "Option" + std::to_string(info.index); });
 
 TEST(MountCliErrors, MissingBackingDir) {

@@ -6,10 +6,7 @@
 // backing layer that the union mount will use.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -21,6 +18,7 @@
 #include "backing/dir_reader.h"
 #include "backing/unique_fd.h"
 #include "harness.h"
+#include "support/kill_at.h"
 
 namespace foldfs::itest {
 namespace {
@@ -133,25 +131,9 @@ TEST_F(UnionCopyUp, AKilledCopyLeavesNoNameOrTheWholeFile) {
   ASSERT_EQ(write_file(L("save"), data), Errno(0));
   for (const char* point : {"data-copied", "synced", "linked"}) {
     SCOPED_TRACE(point);
-    int ready[2];
-    ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
-    const pid_t child = ::fork();
-    ASSERT_GE(child, 0);
-    if (child == 0) {
-      auto stop = [&](const char* at) {
-        if (std::strcmp(at, point) != 0) return;
-        (void)!::write(ready[1], "!", 1);
-        ::sleep(30);  // killed long before
-      };
-      backing::copy_up(lower_.get(), "save", upper_.get(), "save", nullptr, stop, work_.get());
-      ::_exit(0);
-    }
-    ::close(ready[1]);
-    struct pollfd p = {ready[0], POLLIN, 0};
-    const bool reached = ::poll(&p, 1, 20000) == 1;
-    ::kill(child, SIGKILL);
-    ::waitpid(child, nullptr, 0);
-    ::close(ready[0]);
+    const bool reached = test_support::kill_at(point, [&](const test_support::StopHook& hook) {
+      backing::copy_up(lower_.get(), "save", upper_.get(), "save", nullptr, hook, work_.get());
+    });
     ASSERT_TRUE(reached) << "the copy never got there";
     if (std::strcmp(point, "linked") != 0) {
       EXPECT_EQ(Names(m.bpath("upper")), std::vector<std::string>{});

@@ -7,12 +7,9 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -24,6 +21,7 @@
 #include "backing/dir_reader.h"
 #include "backing/union_format.h"
 #include "backing/unique_fd.h"
+#include "support/kill_at.h"
 #include "support/scratch_dir.h"
 
 namespace foldfs::backing {
@@ -238,25 +236,9 @@ TEST_P(CopyUpTest, AKilledCopyLeavesNoNameOrTheWholeFile) {
   ASSERT_EQ(::chmod(L("save").c_str(), 0640), 0);
   for (const char* point : {"data-copied", "metadata-set", "synced", "linked"}) {
     SCOPED_TRACE(point);
-    int ready[2];
-    ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
-    const pid_t child = ::fork();
-    ASSERT_GE(child, 0);
-    if (child == 0) {
-      copy_up(lower_fd_.get(), "save", upper_fd_.get(), "save", nullptr, [&](const char* at) {
-        if (std::strcmp(at, point) != 0) return;
-        (void)!::write(ready[1], "!", 1);
-        ::sleep(30);  // killed long before
-      });
-      ::_exit(0);
-    }
-    ::close(ready[1]);
-    struct pollfd p = {ready[0], POLLIN, 0};
-    const bool reached = ::poll(&p, 1, 20000) == 1;
-    ::kill(child, SIGKILL);
-    int status = 0;
-    ::waitpid(child, &status, 0);
-    ::close(ready[0]);
+    const bool reached = test_support::kill_at(point, [&](const test_support::StopHook& hook) {
+      copy_up(lower_fd_.get(), "save", upper_fd_.get(), "save", nullptr, hook);
+    });
     ASSERT_TRUE(reached) << "the copy never got there";
     if (std::strcmp(point, "linked") != 0) {
       EXPECT_EQ(Names(upper_.path()), std::vector<std::string>{});

@@ -1,0 +1,673 @@
+#include "fs/union_fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "backing/union_format.h"
+#include "names/folded_name.h"
+
+namespace foldfs::fs {
+namespace {
+
+constexpr double kNever = std::numeric_limits<double>::infinity();
+constexpr size_t kMaxDepth = 4096;  // bounds a walk up a tree whose ".." would loop
+
+// The union's own questions to the trees (listings, paths) are asked as the daemon.
+Context daemon_context() {
+  return Context{};
+}
+
+bool is_dir(const EntryOut& e) {
+  return S_ISDIR(e.attr.st_mode);
+}
+
+}  // namespace
+
+// A tree's invalidations, passed on in the union's node ids.
+class UnionFilesystem::TreeNotifier : public KernelNotifier {
+ public:
+  TreeNotifier(UnionFilesystem* fs, size_t tree, KernelNotifier* kernel)
+      : fs_(fs), tree_(tree), kernel_(kernel) {}
+  bool can_invalidate_all() const override { return kernel_->can_invalidate_all(); }
+  bool invalidate_all_dentries() override { return kernel_->invalidate_all_dentries(); }
+  void invalidate_inode(uint64_t ino) override {
+    for (uint64_t id : fs_->nodes_on(tree_, ino)) kernel_->invalidate_inode(id);
+  }
+
+ private:
+  UnionFilesystem* const fs_;
+  const size_t tree_;
+  KernelNotifier* const kernel_;
+};
+
+std::unique_ptr<UnionFilesystem> UnionFilesystem::open(const std::vector<std::string>& trees,
+                                                       const Options& options, std::string* error) {
+  if (trees.empty()) {
+    *error = "a union needs at least one tree";
+    return nullptr;
+  }
+  Options tree_options = options;
+  tree_options.casefold = CasefoldMode::kAll;
+  tree_options.read_only = true;
+  tree_options.lower_trees.clear();
+  std::unique_ptr<UnionFilesystem> fs(new UnionFilesystem(options));
+  for (const std::string& tree : trees) {
+    int err = 0;
+    auto one = Filesystem::open(tree, tree_options, &err);
+    if (!one) {
+      *error = "cannot open tree '" + tree + "': " + std::strerror(err);
+      return nullptr;
+    }
+    fs->trees_.push_back(std::move(one));
+  }
+  auto root = std::make_shared<Node>();
+  root->id = kRootId;
+  root->directory = true;
+  root->nlookup = 1;  // never forgotten
+  for (size_t t = 0; t < trees.size(); ++t) root->parts.push_back({t, kRootId});
+  MutexLock lock(fs->mutex_);
+  fs->nodes_[kRootId] = root;
+  fs->by_decider_[Part{0, kRootId}] = kRootId;
+  return fs;
+}
+
+UnionFilesystem::UnionFilesystem(const Options& options) : options_(options) {}
+
+UnionFilesystem::~UnionFilesystem() = default;
+
+// ---------------------------------------------------------------------------------------------
+// Services
+
+void UnionFilesystem::set_notifier(KernelNotifier* notifier) {
+  notifiers_.clear();
+  for (size_t t = 0; t < trees_.size(); ++t) {
+    if (notifier) notifiers_.push_back(std::make_unique<TreeNotifier>(this, t, notifier));
+    trees_[t]->set_notifier(notifier ? notifiers_.back().get() : nullptr);
+  }
+}
+
+void UnionFilesystem::set_transport_stats(std::function<std::string()> lines) {
+  transport_stats_ = std::move(lines);
+}
+
+void UnionFilesystem::start_services() {
+  for (auto& t : trees_) t->start_services();
+}
+
+void UnionFilesystem::stop_services() {
+  for (auto& t : trees_) t->stop_services();
+}
+
+double UnionFilesystem::attr_timeout() const {
+  double shortest = kNever;
+  for (const auto& t : trees_) shortest = std::min(shortest, t->attr_timeout());
+  return shortest;
+}
+
+double UnionFilesystem::attr_timeout_of(uint64_t ino) const {
+  const Part d = decider(ino);
+  return d.id ? trees_[d.tree]->attr_timeout_of(d.id) : 0;
+}
+
+// The union's own lines, then each tree's under "treeN_".
+std::string UnionFilesystem::stats_text() const {
+  std::string out = "union_trees " + std::to_string(trees_.size()) + "\n";
+  {
+    MutexLock lock(mutex_);
+    out += "union_nodes " + std::to_string(nodes_.size()) + "\n";
+  }
+  for (size_t t = 0; t < trees_.size(); ++t) {
+    const std::string text = trees_[t]->stats_text();
+    for (size_t pos = 0; pos < text.size();) {
+      const size_t end = text.find('\n', pos);
+      out += "tree" + std::to_string(t) + "_" + text.substr(pos, end - pos) + "\n";
+      pos = end == std::string::npos ? text.size() : end + 1;
+    }
+  }
+  if (transport_stats_) out += transport_stats_();
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nodes
+
+std::shared_ptr<UnionFilesystem::Node> UnionFilesystem::node(uint64_t id) const {
+  MutexLock lock(mutex_);
+  auto it = nodes_.find(id);
+  return it == nodes_.end() ? nullptr : it->second;
+}
+
+std::vector<UnionFilesystem::Part> UnionFilesystem::parts_of(const Node& n) const {
+  MutexLock lock(mutex_);
+  return n.parts;
+}
+
+UnionFilesystem::Part UnionFilesystem::decider(uint64_t ino) const {
+  MutexLock lock(mutex_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end() || it->second->parts.empty()) return Part{0, 0};
+  return it->second->parts.front();
+}
+
+std::vector<uint64_t> UnionFilesystem::nodes_on(size_t tree, uint64_t id) const {
+  MutexLock lock(mutex_);
+  auto it = by_decider_.find(Part{tree, id});
+  if (it == by_decider_.end()) return {};
+  return {it->second};
+}
+
+int UnionFilesystem::enter(Found&& found, EntryOut* out) {
+  const Part key = found.parts.front();
+  std::vector<Part> surplus;  // tree lookups of the root: the trees never forget their roots
+  uint64_t id = 0;
+  {
+    MutexLock lock(mutex_);
+    auto known = by_decider_.find(key);
+    std::shared_ptr<Node> n;
+    if (known != by_decider_.end()) {
+      n = nodes_[known->second];
+    } else {
+      n = std::make_shared<Node>();
+      n->id = (nodes_.count(key.id) == 0 && key.id != kRootId) ? key.id : next_own_id_++;
+      n->directory = is_dir(found.entry);  // the deciding tree node's kind: it never changes
+      nodes_[n->id] = n;
+      by_decider_[key] = n->id;
+    }
+    id = n->id;
+    if (id == kRootId) {
+      surplus = std::move(found.held);
+    } else {
+      n->parts = found.parts;
+      n->nlookup++;
+      for (const Part& p : found.held) n->held[p]++;
+    }
+  }
+  give_back(surplus);
+  *out = found.entry;
+  out->ino = id;
+  out->entry_timeout = found.timeout == kNever ? 0 : found.timeout;
+  return 0;
+}
+
+void UnionFilesystem::give_back(const std::vector<Part>& held) {
+  for (const Part& p : held) {
+    if (p.id != kRootId) trees_[p.tree]->forget(p.id, 1);
+  }
+}
+
+void UnionFilesystem::forget(uint64_t ino, uint64_t nlookup) {
+  if (ino == kRootId) return;
+  std::map<Part, uint64_t> held;
+  {
+    MutexLock lock(mutex_);
+    auto it = nodes_.find(ino);
+    if (it == nodes_.end()) return;
+    Node& n = *it->second;
+    n.nlookup -= std::min(n.nlookup, nlookup);
+    if (n.nlookup > 0) return;
+    held = std::move(n.held);
+    if (!n.parts.empty()) by_decider_.erase(n.parts.front());
+    nodes_.erase(it);
+  }
+  for (const auto& [part, count] : held) trees_[part.tree]->forget(part.id, count);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lookup
+
+int UnionFilesystem::lookup(const Context& ctx, uint64_t parent, std::string_view name,
+                            EntryOut* out) {
+  if (name == ".") return reconnect(ctx, parent, out);
+  auto dir = node(parent);
+  if (!dir) return ESTALE;
+  if (!dir->directory && parent != kRootId) return ENOTDIR;
+  if (name == "..") return parent_of(ctx, *dir, out);
+  Found found;
+  const int err = find(ctx, parts_of(*dir), name, &found);
+  if (err == ENOENT) {
+    out->ino = 0;
+    out->entry_timeout = found.timeout == kNever ? 0 : found.timeout;
+  }
+  if (err != 0) return err;
+  return enter(std::move(found), out);
+}
+
+int UnionFilesystem::find(const Context& ctx, const std::vector<Part>& dir, std::string_view name,
+                          Found* found) {
+  found->timeout = kNever;
+  std::string spelling(name);
+  for (const Part& p : dir) {
+    EntryOut e;
+    std::string stored;
+    size_t equivalents = 0;
+    const int err = trees_[p.tree]->lookup_in_tree(ctx, p.id, spelling, &e, &stored, &equivalents);
+    if (err == ENOENT || (err == 0 && e.ino == 0)) {
+      found->timeout = std::min(found->timeout, e.entry_timeout);
+      continue;
+    }
+    if (err != 0) {
+      give_back(found->held);
+      return err;
+    }
+    if (equivalents > 1) {  // a collision inside this tree: the listing says what the rules say
+      give_back(found->held);
+      trees_[p.tree]->forget(e.ino, 1);
+      *found = Found{};
+      return find_by_listing(ctx, dir, name, found);
+    }
+    found->timeout = std::min(found->timeout, e.entry_timeout);
+    const bool whiteout = backing::is_whiteout(e.attr);
+    const bool merging_below = !found->parts.empty();
+    if (whiteout || (merging_below && !is_dir(e))) {
+      trees_[p.tree]->forget(e.ino, 1);  // a whiteout, or a lower non-directory: hidden
+      break;
+    }
+    found->held.push_back({p.tree, e.ino});
+    found->parts.push_back({p.tree, e.ino});
+    if (!merging_below) {
+      found->entry = e;
+      spelling = stored;  // the lower trees are matched with the deciding spelling
+    }
+    if (!is_dir(e) || trees_[p.tree]->opaque(e.ino)) break;
+  }
+  return found->parts.empty() ? ENOENT : 0;
+}
+
+// The rules applied to the whole merged directory: the entry listed under `name`'s spelling, else
+// the one its key resolves to (the bytewise smallest); then each of its parts looked up by its
+// exact name. Nothing of this is cached by the kernel (timeout 0).
+int UnionFilesystem::find_by_listing(const Context& ctx, const std::vector<Part>& dir,
+                                     std::string_view name, Found* found) {
+  names::UnionDir merged;
+  std::vector<std::map<std::string, Item>> names;
+  if (int err = merge(ctx, dir, &merged, &names); err != 0) return err;
+  const names::FoldRules rules{};
+  const names::FoldedName wanted(name, rules);
+  const names::UnionEntry* chosen = nullptr;
+  for (const names::UnionEntry& e : merged.entries) {  // sorted: the first match is the smallest
+    const names::FoldedName folded(e.name, rules);
+    if (folded.key() != wanted.key()) continue;
+    if (e.name == name) {
+      chosen = &e;
+      break;
+    }
+    if (!chosen) chosen = &e;
+  }
+  found->timeout = 0;
+  if (!chosen) return ENOENT;
+  std::vector<names::UnionName> parts = chosen->parts;
+  if (parts.empty()) parts.push_back({chosen->tree, chosen->name});
+  for (const names::UnionName& part : parts) {
+    const auto in =
+        std::find_if(dir.begin(), dir.end(), [&](const Part& p) { return p.tree == part.tree; });
+    EntryOut e;
+    int err = in == dir.end()
+                  ? ESTALE
+                  : trees_[part.tree]->lookup_in_tree(ctx, in->id, part.name, &e, nullptr, nullptr);
+    if (err == 0 && e.ino == 0) err = ENOENT;
+    if (err != 0) {  // changed meanwhile
+      give_back(found->held);
+      *found = Found{};
+      return err;
+    }
+    if (found->parts.empty()) found->entry = e;
+    found->held.push_back({part.tree, e.ino});
+    found->parts.push_back({part.tree, e.ino});
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Listings
+
+int UnionFilesystem::list_tree_dir(const Context& ctx, const Part& dir, std::vector<Item>* out,
+                                   names::UnionPart* part) {
+  Filesystem& tree = *trees_[dir.tree];
+  off_t offset = 0;
+  for (;;) {
+    bool more = false;
+    const int err = tree.readdir(
+        dir.id, offset,
+        [&](std::string_view name, uint64_t ino, mode_t type, off_t next) {
+          offset = next;
+          more = true;
+          if (name != "." && name != "..") out->push_back(Item{std::string(name), ino, type});
+          return true;
+        },
+        32768);
+    if (err != 0) return err;
+    if (!more) break;
+  }
+  part->tree = dir.tree;
+  part->opaque = tree.opaque(dir.id);
+  for (const Item& item : *out) {
+    names::UnionKind kind = names::UnionKind::kOther;
+    if (S_ISDIR(item.type)) {
+      kind = names::UnionKind::kDirectory;
+    } else if (S_ISCHR(item.type) || item.type == 0) {
+      EntryOut e;  // a character device may be a whiteout: its device number says
+      if (tree.lookup_in_tree(ctx, dir.id, item.name, &e, nullptr, nullptr) == 0 && e.ino != 0) {
+        if (backing::is_whiteout(e.attr)) kind = names::UnionKind::kWhiteout;
+        if (is_dir(e)) kind = names::UnionKind::kDirectory;
+        tree.forget(e.ino, 1);
+      }
+    }
+    part->entries.push_back({item.name, kind});
+  }
+  return 0;
+}
+
+int UnionFilesystem::merge(const Context& ctx, const std::vector<Part>& dir,
+                           names::UnionDir* merged,
+                           std::vector<std::map<std::string, Item>>* names) {
+  std::vector<names::UnionPart> parts;
+  names->assign(trees_.size(), {});
+  for (const Part& p : dir) {
+    std::vector<Item> items;
+    names::UnionPart part;
+    if (int err = list_tree_dir(ctx, p, &items, &part); err != 0) return err;
+    for (Item& item : items) (*names)[p.tree].emplace(item.name, std::move(item));
+    parts.push_back(std::move(part));
+    if (parts.back().opaque) break;
+  }
+  *merged = names::merge_union_dir(parts, names::FoldRules{});
+  return 0;
+}
+
+// The listing readdir serves from: made afresh by a read from the start (so a directory opened
+// again shows every change), kept for the reads that follow.
+int UnionFilesystem::listing(uint64_t ino, off_t offset,
+                             std::shared_ptr<const std::vector<Item>>* out) {
+  auto dir = node(ino);
+  if (!dir) return ESTALE;
+  if (!dir->directory && ino != kRootId) return ENOTDIR;
+  if (offset > 0) {
+    MutexLock lock(mutex_);
+    *out = dir->listing;
+    if (*out) return 0;
+  }
+  names::UnionDir merged;
+  std::vector<std::map<std::string, Item>> names;
+  if (int err = merge(daemon_context(), parts_of(*dir), &merged, &names); err != 0) return err;
+  auto items = std::make_shared<std::vector<Item>>();
+  items->reserve(merged.entries.size());
+  for (const names::UnionEntry& e : merged.entries) {
+    const auto it = names[e.tree].find(e.name);
+    items->push_back(it != names[e.tree].end() ? it->second : Item{e.name, 0, 0});
+  }
+  MutexLock lock(mutex_);
+  dir->listing = items;
+  *out = std::move(items);
+  return 0;
+}
+
+int UnionFilesystem::opendir(const Context& ctx, uint64_t ino, uint64_t* fh) {
+  const Part d = decider(ino);
+  if (!d.id) return ESTALE;
+  return trees_[d.tree]->opendir(ctx, d.id, fh);
+}
+
+// Offsets: 1 and 2 are "." and "..", entry i of the listing is i + 3.
+int UnionFilesystem::readdir(uint64_t ino, off_t offset, const DirEmit& emit, size_t) {
+  std::shared_ptr<const std::vector<Item>> items;
+  if (int err = listing(ino, offset, &items); err != 0) return err;
+  if (offset < 1 && !emit(".", ino, S_IFDIR, 1)) return 0;
+  if (offset < 2 && !emit("..", ino, S_IFDIR, 2)) return 0;
+  for (size_t i = static_cast<size_t>(std::max<off_t>(offset, 2) - 2); i < items->size(); ++i) {
+    const Item& item = (*items)[i];
+    if (!emit(item.name, item.ino, item.type, static_cast<off_t>(i + 3))) break;
+  }
+  return 0;
+}
+
+// Names only (no entry counts a lookup): the kernel looks each up when it needs it, and then
+// gets the union's rules for it.
+int UnionFilesystem::readdirplus(uint64_t ino, off_t offset, const DirPlusEmit& emit,
+                                 size_t reply_bytes) {
+  return readdir(
+      ino, offset,
+      [&](std::string_view name, uint64_t d_ino, mode_t type, off_t next) {
+        EntryOut e;
+        e.attr.st_ino = d_ino;
+        e.attr.st_mode = type;
+        return emit(name, e, next);
+      },
+      reply_bytes);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entries that arrive without a lookup
+
+int UnionFilesystem::reconnect(const Context& ctx, uint64_t id, EntryOut* out) {
+  if (auto known = node(id)) {
+    const std::vector<Part> parts = parts_of(*known);
+    if (parts.empty()) return ESTALE;
+    Found found;
+    found.timeout = 0;
+    for (const Part& p : parts) {
+      EntryOut e;
+      if (int err = trees_[p.tree]->lookup(ctx, p.id, ".", &e); err != 0) {
+        give_back(found.held);
+        return err;
+      }
+      if (found.parts.empty()) found.entry = e;
+      found.held.push_back(p);
+      found.parts.push_back(p);
+    }
+    return enter(std::move(found), out);
+  }
+  for (size_t t = 0; t < trees_.size(); ++t) {
+    EntryOut e;
+    if (trees_[t]->lookup(ctx, id, ".", &e) != 0) continue;  // not a file of this tree
+    if (is_dir(e)) {
+      // A directory gets the union's rules: its parts in every tree, found by its path.
+      const int err = directory_through_union(ctx, t, e.ino, Shown::kDeciding, out);
+      trees_[t]->forget(e.ino, 1);
+      if (err == 0 && out->ino != id) {
+        forget(out->ino, 1);
+        return ESTALE;
+      }
+      return err;
+    }
+    Found found;  // a file: its own tree decides it
+    found.timeout = 0;
+    found.entry = e;
+    found.parts.push_back({t, e.ino});
+    found.held.push_back({t, e.ino});
+    if (int err = enter(std::move(found), out); err != 0) return err;
+    if (out->ino != id) {
+      forget(out->ino, 1);
+      return ESTALE;
+    }
+    return 0;
+  }
+  return ESTALE;
+}
+
+int UnionFilesystem::parent_of(const Context& ctx, const Node& child, EntryOut* out) {
+  const std::vector<Part> parts = parts_of(child);
+  if (parts.empty()) return ESTALE;
+  const Part d = parts.front();
+  EntryOut up;
+  if (int err = trees_[d.tree]->lookup(ctx, d.id, "..", &up); err != 0) return err;
+  int err = 0;
+  if (up.ino == kRootId) {
+    if (int e = getattr(kRootId, &out->attr); e != 0) err = e;
+    out->ino = kRootId;
+    out->entry_timeout = 0;
+    out->attr_timeout = up.attr_timeout;
+  } else {
+    err = directory_through_union(ctx, d.tree, up.ino, Shown::kAsAPart, out);
+  }
+  trees_[d.tree]->forget(up.ino, 1);
+  return err;
+}
+
+// Walks up from `dir` to the tree's root, naming each directory by the d_ino its parent lists it
+// with.
+int UnionFilesystem::path_in_tree(const Context& ctx, size_t tree, uint64_t dir,
+                                  std::vector<std::string>* path) {
+  Filesystem& t = *trees_[tree];
+  uint64_t here = dir;
+  std::vector<uint64_t> held;  // ".." lookups to give back
+  int err = 0;
+  while (here != kRootId && err == 0) {
+    if (path->size() > kMaxDepth) {
+      err = ELOOP;
+      break;
+    }
+    struct stat st;
+    if ((err = t.getattr(here, &st)) != 0) break;
+    EntryOut up;
+    if ((err = t.lookup(ctx, here, "..", &up)) != 0) break;
+    held.push_back(up.ino);
+    std::vector<Item> items;
+    names::UnionPart ignored;
+    if ((err = list_tree_dir(ctx, Part{tree, up.ino}, &items, &ignored)) != 0) break;
+    const auto it =
+        std::find_if(items.begin(), items.end(), [&](const Item& i) { return i.ino == st.st_ino; });
+    if (it == items.end()) {
+      err = ESTALE;  // moved meanwhile
+      break;
+    }
+    path->push_back(it->name);
+    here = up.ino;
+  }
+  for (uint64_t id : held) {
+    if (id != kRootId) t.forget(id, 1);
+  }
+  std::reverse(path->begin(), path->end());
+  return err;
+}
+
+int UnionFilesystem::directory_through_union(const Context& ctx, size_t tree, uint64_t dir,
+                                             Shown how, EntryOut* out) {
+  std::vector<std::string> path;
+  if (int err = path_in_tree(ctx, tree, dir, &path); err != 0) return err;
+  uint64_t here = kRootId;
+  EntryOut e;
+  for (const std::string& name : path) {
+    const int err = lookup(ctx, here, name, &e);
+    if (here != kRootId) forget(here, 1);
+    if (err != 0) return err == ENOENT ? ESTALE : err;
+    if (e.ino == 0) return ESTALE;
+    here = e.ino;
+  }
+  // Only if the union still shows this very directory there: deciding it (what a handle named),
+  // or as one of its parts (the parent of a directory, which another tree may decide).
+  const Part wanted{tree, dir};
+  bool shown = false;
+  if (auto n = node(here)) {
+    const std::vector<Part> parts = parts_of(*n);
+    shown = how == Shown::kDeciding ? !parts.empty() && parts.front() == wanted
+                                    : std::find(parts.begin(), parts.end(), wanted) != parts.end();
+  }
+  if (!shown) {
+    if (here != kRootId) forget(here, 1);
+    return ESTALE;
+  }
+  *out = e;
+  out->entry_timeout = 0;
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attributes, extended attributes, files: the deciding tree's
+
+int UnionFilesystem::getattr(uint64_t ino, struct stat* out) {
+  const Part d = decider(ino);
+  return d.id ? trees_[d.tree]->getattr(d.id, out) : ESTALE;
+}
+
+int UnionFilesystem::readlink(uint64_t ino, std::string* out) {
+  const Part d = decider(ino);
+  return d.id ? trees_[d.tree]->readlink(d.id, out) : ESTALE;
+}
+
+int UnionFilesystem::statfs(uint64_t, struct statvfs* out) {
+  return trees_.front()->statfs(kRootId, out);
+}
+
+// overlayfs's own attributes (the marks of whiteouts and opaque directories, origins) are the
+// union's business, not the files': hidden, as overlayfs hides them.
+int UnionFilesystem::getxattr(uint64_t ino, std::string_view name, size_t size, std::string* value,
+                              size_t* needed) {
+  if (backing::is_overlay_xattr(name)) return ENODATA;
+  const Part d = decider(ino);
+  return d.id ? trees_[d.tree]->getxattr(d.id, name, size, value, needed) : ESTALE;
+}
+
+int UnionFilesystem::listxattr(uint64_t ino, size_t size, std::string* list, size_t* needed) {
+  const Part d = decider(ino);
+  if (!d.id) return ESTALE;
+  Filesystem& tree = *trees_[d.tree];
+  std::string all;
+  size_t want = 0;
+  if (int err = tree.listxattr(d.id, 0, &all, &want); err != 0) return err;
+  if (int err = tree.listxattr(d.id, want + 1024, &all, &want); err != 0) return err;
+  std::string shown;
+  for (size_t at = 0; at < all.size();) {
+    const std::string_view name(all.c_str() + at);
+    if (!backing::is_overlay_xattr(name)) shown.append(name).push_back('\0');
+    at += name.size() + 1;
+  }
+  *needed = shown.size();
+  if (size == 0) return 0;
+  if (shown.size() > size) return ERANGE;
+  *list = std::move(shown);
+  return 0;
+}
+
+int UnionFilesystem::get_flags(uint64_t ino, uint32_t* flags) {
+  const Part d = decider(ino);
+  return d.id ? trees_[d.tree]->get_flags(d.id, flags) : ESTALE;
+}
+
+int UnionFilesystem::get_fsxattr(uint64_t ino, void* fsxattr_out) {
+  const Part d = decider(ino);
+  return d.id ? trees_[d.tree]->get_fsxattr(d.id, fsxattr_out) : ESTALE;
+}
+
+// An open file's handle says which tree's it is, in its top byte (the trees' handles are heap
+// addresses, below 2^56).
+uint64_t UnionFilesystem::to_fh(size_t tree, uint64_t tree_fh) {
+  return (static_cast<uint64_t>(tree) << 56) | tree_fh;
+}
+
+int UnionFilesystem::open(const Context& ctx, uint64_t ino, int flags, uint64_t* fh) {
+  const Part d = decider(ino);
+  if (!d.id) return ESTALE;
+  uint64_t inner = 0;
+  if (int err = trees_[d.tree]->open(ctx, d.id, flags, &inner); err != 0) return err;
+  if (tree_fh(inner) != inner) {
+    trees_[d.tree]->release(inner);
+    return EOVERFLOW;
+  }
+  *fh = to_fh(d.tree, inner);
+  return 0;
+}
+
+int UnionFilesystem::file_fd(uint64_t fh) const {
+  return trees_[tree_of_fh(fh)]->file_fd(tree_fh(fh));
+}
+
+int UnionFilesystem::flush(uint64_t fh) {
+  return trees_[tree_of_fh(fh)]->flush(tree_fh(fh));
+}
+
+int UnionFilesystem::release(uint64_t fh) {
+  return trees_[tree_of_fh(fh)]->release(tree_fh(fh));
+}
+
+int UnionFilesystem::fsync(uint64_t fh, bool datasync) {
+  return trees_[tree_of_fh(fh)]->fsync(tree_fh(fh), datasync);
+}
+
+int UnionFilesystem::lseek(uint64_t fh, off_t offset, int whence, off_t* result) {
+  return trees_[tree_of_fh(fh)]->lseek(tree_fh(fh), offset, whence, result);
+}
+
+}  // namespace foldfs::fs

@@ -1,0 +1,158 @@
+// The read-only union (src/fs/union_fs.h) driven without FUSE: what lookups decide, that every
+// tree lookup the union takes is given back when the kernel forgets, and (under ThreadSanitizer)
+// lookups, listings and forgets from many threads at once.
+#include "fs/union_fs.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/fake_kernel.h"
+#include "support/scratch_dir.h"
+
+namespace foldfs::fs {
+namespace {
+
+using test_support::ScratchDir;
+
+void Write(const std::string& path, const std::string& data) {
+  std::ofstream(path) << data;
+}
+
+uint64_t Stat(const std::string& text, const std::string& name) {
+  const size_t at = text.find(name + " ");
+  return at == std::string::npos ? ~0ull : std::stoull(text.substr(at + name.size() + 1));
+}
+
+class UnionFsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const auto* t : {&mod_, &game_}) ASSERT_TRUE(t->ok());
+    ASSERT_EQ(::mkdir((game_.path() + "/Data").c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir((game_.path() + "/Data/Textures").c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir((mod_.path() + "/DATA").c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir((mod_.path() + "/DATA/textures").c_str(), 0755), 0);
+    for (int i = 0; i < 20; ++i) {
+      Write(game_.path() + "/Data/Textures/tex" + std::to_string(i) + ".dds", "game");
+      if (i % 2) Write(mod_.path() + "/DATA/textures/TEX" + std::to_string(i) + ".DDS", "mod");
+    }
+    Write(game_.path() + "/Data/readme.txt", "game readme");
+    ASSERT_EQ(::mknod((mod_.path() + "/DATA/README.TXT").c_str(), S_IFCHR | 0600, makedev(0, 0)),
+              0);  // a whiteout
+    Options options;
+    std::string error;
+    fs_ = UnionFilesystem::open({mod_.path(), game_.path()}, options, &error);
+    ASSERT_TRUE(fs_) << error;
+    fs_->set_notifier(&kernel_);
+  }
+  void TearDown() override {
+    if (fs_) fs_->set_notifier(nullptr);
+  }
+  int Lookup(uint64_t parent, const std::string& name, EntryOut* out) {
+    return fs_->lookup(Context{}, parent, name, out);
+  }
+  std::string ReadAll(uint64_t ino) {
+    uint64_t fh = 0;
+    if (fs_->open(Context{}, ino, O_RDONLY, &fh) != 0) return "<open failed>";
+    char buf[64] = {};
+    const ssize_t n = ::pread(fs_->file_fd(fh), buf, sizeof(buf), 0);
+    fs_->release(fh);
+    return n < 0 ? "<read failed>" : std::string(buf, static_cast<size_t>(n));
+  }
+  std::vector<std::string> List(uint64_t ino) {
+    std::vector<std::string> out;
+    fs_->readdir(
+        ino, 0,
+        [&](std::string_view name, uint64_t, mode_t, off_t) {
+          if (name != "." && name != "..") out.emplace_back(name);
+          return true;
+        },
+        32768);
+    return out;
+  }
+
+  ScratchDir mod_{"foldfs-mod"};
+  ScratchDir game_{"foldfs-game"};
+  test_support::FakeKernel kernel_;
+  std::unique_ptr<UnionFilesystem> fs_;
+};
+
+TEST_F(UnionFsTest, LookupsFollowTheRulesAndForgetsGiveBackEveryTreeLookup) {
+  const std::string before = fs_->stats_text();
+  EntryOut data, textures, file, missing, whiteout;
+  ASSERT_EQ(Lookup(Operations::kRootId, "data", &data), 0);
+  ASSERT_EQ(Lookup(data.ino, "Textures", &textures), 0);
+  ASSERT_EQ(Lookup(textures.ino, "tex3.dds", &file), 0);
+  EXPECT_EQ(ReadAll(file.ino), "mod");
+  EntryOut game_file;
+  ASSERT_EQ(Lookup(textures.ino, "TEX4.dds", &game_file), 0);
+  EXPECT_EQ(ReadAll(game_file.ino), "game");
+  EXPECT_EQ(Lookup(textures.ino, "tex99.dds", &missing), ENOENT);
+  EXPECT_EQ(Lookup(data.ino, "readme.txt", &whiteout), ENOENT) << "the whiteout hides it";
+  EXPECT_EQ(List(textures.ino).size(), 20u);
+  const std::vector<std::string> top = List(data.ino);
+  EXPECT_EQ(top, std::vector<std::string>{"textures"});
+  EXPECT_EQ(fs_->mkdir(Context{}, data.ino, "x", 0755, &missing), EROFS);
+
+  const std::string during = fs_->stats_text();
+  EXPECT_GT(Stat(during, "tree1_inodes"), Stat(before, "tree1_inodes"));
+  for (uint64_t ino : {game_file.ino, file.ino, textures.ino, data.ino}) fs_->forget(ino, 1);
+  const std::string after = fs_->stats_text();
+  EXPECT_EQ(Stat(after, "tree0_inodes"), Stat(before, "tree0_inodes")) << after;
+  EXPECT_EQ(Stat(after, "tree1_inodes"), Stat(before, "tree1_inodes")) << after;
+  EXPECT_EQ(Stat(after, "union_nodes"), 1u) << "only the root is left";
+}
+
+// Lookups of random spellings, listings and forgets from several threads: each thread forgets
+// what it looked up, so at the end only the root is left, in the union and in every tree.
+TEST_F(UnionFsTest, ConcurrentLookupsListingsAndForgetsGiveEverythingBack) {
+  const std::string before = fs_->stats_text();
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(static_cast<uint32_t>(t));
+      for (int i = 0; i < 300; ++i) {
+        EntryOut data, textures, file;
+        if (Lookup(Operations::kRootId, rng() % 2 ? "DATA" : "data", &data) != 0) {
+          failures++;
+          continue;
+        }
+        if (Lookup(data.ino, rng() % 2 ? "TEXTURES" : "textures", &textures) != 0) {
+          failures++;
+          fs_->forget(data.ino, 1);
+          continue;
+        }
+        const int n = static_cast<int>(rng() % 20);
+        if (Lookup(textures.ino, (rng() % 2 ? "TEX" : "tex") + std::to_string(n) + ".dds", &file) !=
+            0) {
+          failures++;
+        } else {
+          if (ReadAll(file.ino) != (n % 2 ? "mod" : "game")) failures++;
+          fs_->forget(file.ino, 1);
+        }
+        if (i % 10 == 0 && List(textures.ino).size() != 20) failures++;
+        fs_->forget(textures.ino, 1);
+        fs_->forget(data.ino, 1);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  const std::string after = fs_->stats_text();
+  EXPECT_EQ(Stat(after, "union_nodes"), 1u) << after;
+  EXPECT_EQ(Stat(after, "tree0_inodes"), Stat(before, "tree0_inodes")) << after;
+  EXPECT_EQ(Stat(after, "tree1_inodes"), Stat(before, "tree1_inodes")) << after;
+}
+
+}  // namespace
+}  // namespace foldfs::fs

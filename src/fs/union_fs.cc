@@ -282,7 +282,7 @@ int UnionFilesystem::find(const Context& ctx, const std::vector<Part>& dir, std:
 int UnionFilesystem::find_by_listing(const Context& ctx, const std::vector<Part>& dir,
                                      std::string_view name, Found* found) {
   names::UnionDir merged;
-  std::vector<std::map<std::string, Item>> names;
+  std::vector<TreeNames> names;
   if (int err = merge(ctx, dir, &merged, &names); err != 0) return err;
   const names::FoldRules rules{};
   const names::FoldedName wanted(name, rules);
@@ -361,15 +361,16 @@ int UnionFilesystem::list_tree_dir(const Context& ctx, const Part& dir, std::vec
 }
 
 int UnionFilesystem::merge(const Context& ctx, const std::vector<Part>& dir,
-                           names::UnionDir* merged,
-                           std::vector<std::map<std::string, Item>>* names) {
+                           names::UnionDir* merged, std::vector<TreeNames>* names) {
   std::vector<names::UnionPart> parts;
   names->assign(trees_.size(), {});
   for (const Part& p : dir) {
     std::vector<Item> items;
     names::UnionPart part;
     if (int err = list_tree_dir(ctx, p, &items, &part); err != 0) return err;
-    for (Item& item : items) (*names)[p.tree].emplace(item.name, std::move(item));
+    TreeNames& here = (*names)[p.tree];
+    here.reserve(items.size());
+    for (Item& item : items) here.emplace(item.name, std::move(item));
     parts.push_back(std::move(part));
     if (parts.back().opaque) break;
   }
@@ -390,7 +391,7 @@ int UnionFilesystem::listing(uint64_t ino, off_t offset,
     if (*out) return 0;
   }
   names::UnionDir merged;
-  std::vector<std::map<std::string, Item>> names;
+  std::vector<TreeNames> names;
   if (int err = merge(daemon_context(), parts_of(*dir), &merged, &names); err != 0) return err;
   auto items = std::make_shared<std::vector<Item>>();
   items->reserve(merged.entries.size());

@@ -174,8 +174,9 @@ class UnionFilesystem : public Operations {
   void give_back(const std::vector<Part>& held);
 
   // The merged listing of `dir`, and each tree's names with their d_ino and type.
+  using TreeNames = std::unordered_map<std::string, Item>;
   int merge(const Context& ctx, const std::vector<Part>& dir, names::UnionDir* merged,
-            std::vector<std::map<std::string, Item>>* names);
+            std::vector<TreeNames>* names);
   int list_tree_dir(const Context& ctx, const Part& dir, std::vector<Item>* out,
                     names::UnionPart* part);
   int listing(uint64_t ino, off_t offset, std::shared_ptr<const std::vector<Item>>* out);

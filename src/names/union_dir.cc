@@ -10,9 +10,10 @@ namespace {
 
 using Group = std::vector<const UnionPartEntry*>;
 
-// A part's entries by key, each group sorted bytewise by name.
-std::map<std::string, Group> group_by_key(const UnionPart& part, FoldRules rules) {
-  std::map<std::string, Group> groups;
+// A part's entries by key (in no order), each group sorted bytewise by name.
+std::unordered_map<std::string, Group> group_by_key(const UnionPart& part, FoldRules rules) {
+  std::unordered_map<std::string, Group> groups;
+  groups.reserve(part.entries.size());
   for (const UnionPartEntry& e : part.entries) {
     const FoldedName folded(e.name, rules);
     groups[std::string(folded.key())].push_back(&e);
@@ -45,6 +46,7 @@ UnionDir merge_union_dir(const std::vector<UnionPart>& parts, FoldRules rules) {
   UnionDir out;
   std::unordered_map<std::string, Decision> decided;
   for (const UnionPart& part : parts) {
+    const size_t first_collision = out.collisions.size();
     for (const auto& [key, group] : group_by_key(part, rules)) {
       Group names;  // the group without whiteouts: a name beside a whiteout wins over it
       const UnionPartEntry* whiteout = nullptr;
@@ -97,10 +99,18 @@ UnionDir merge_union_dir(const std::vector<UnionPart>& parts, FoldRules rules) {
       }
       d.merging = merges;
     }
+    std::sort(out.collisions.begin() + static_cast<std::ptrdiff_t>(first_collision),
+              out.collisions.end(), [](const UnionCollision& a, const UnionCollision& b) {
+                return a.names.front() < b.names.front();
+              });
     if (part.opaque) break;
   }
   std::sort(out.entries.begin(), out.entries.end(),
             [](const UnionEntry& a, const UnionEntry& b) { return a.name < b.name; });
+  std::sort(out.whiteouts.begin(), out.whiteouts.end(),
+            [](const UnionWhiteout& a, const UnionWhiteout& b) {
+              return a.whiteout.name < b.whiteout.name;
+            });
   return out;
 }
 

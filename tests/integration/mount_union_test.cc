@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "harness.h"
@@ -252,6 +254,59 @@ TEST_F(UnionMount, HandlesSurviveCacheLossAndRemount) {
   EXPECT_EQ(gone, -ESTALE) << "a hidden directory opened by handle";
   if (gone >= 0) ::close(gone);
   EXPECT_EQ(Read(M("data/textures")), "not a directory");
+}
+
+// The daemon killed while programs read through the union: every one of them gets an error
+// promptly (never hangs), the trees are untouched, and a new mount serves them again.
+TEST_F(UnionMount, AKilledDaemonFailsItsReadersPromptlyAndLeavesTheTreesAlone) {
+  std::string big(8 << 20, 'b');
+  ASSERT_EQ(write_file(T("mod1/data/textures/Big.dds"), big), Errno(0));
+  ASSERT_TRUE(m.start(Options()));
+  std::vector<pid_t> readers;
+  for (int i = 0; i < 4; ++i) {
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      for (;;) {  // until the mount fails it
+        const int fd =
+            ::open(M(i % 2 ? "DATA/TEXTURES/big.DDS" : "data/textures/BIG.dds").c_str(), O_RDONLY);
+        if (fd < 0) ::_exit(errno);
+        char buf[1 << 16];
+        ssize_t n;
+        while ((n = ::read(fd, buf, sizeof(buf))) > 0) {
+        }
+        const int e = n < 0 ? errno : 0;
+        ::close(fd);
+        if (e != 0) ::_exit(e);
+        if (List(M("data")).size() != 2) ::_exit(EIO);
+      }
+    }
+    readers.push_back(pid);
+  }
+  std::this_thread::sleep_for(200ms);
+  for (pid_t d : m.daemon_pids()) ::kill(d, SIGKILL);
+  for (pid_t pid : readers) {
+    int status = 0;
+    bool done = false;
+    for (int i = 0; i < 500 && !done; ++i) {
+      done = ::waitpid(pid, &status, WNOHANG) == pid;
+      if (!done) std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_TRUE(done) << "a reader still hangs 5 s after the daemon was killed";
+    if (!done) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      continue;
+    }
+    const int e = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    EXPECT_TRUE(e == ENOTCONN || e == ECONNABORTED || e == EIO || e == ECANCELED)
+        << "a reader ended with " << e;
+  }
+  ASSERT_TRUE(run({"umount", "-l", m.mnt()}).ok());
+  EXPECT_EQ(Read(T("mod1/data/textures/Big.dds")), big);
+  EXPECT_EQ(Read(T("game/Data/Textures/sky.DDS")), "game sky");
+  ASSERT_TRUE(m.start(Options()));
+  EXPECT_EQ(Read(M("data/textures/big.dds")), big);
 }
 
 TEST_F(UnionMount, RefusesTreesInsideEachOtherAndAMountPointInsideATree) {

@@ -4,7 +4,8 @@
 //  - no crash or sanitizer report;
 //  - it is accepted exactly when an independent reference grammar accepts it (README's option
 //    table: casefold=flag|all, outside=watch|revalidate, uring=auto|on|off, strict, ro,
-//    allow_other, debug_no_invalidation, device=/<anything but a comma>, *_timeout=<decimal digits
+//    allow_other, debug_no_invalidation, device=/<anything but a comma>, lowerdir=<overlayfs list
+//    of non-empty trees>, *_timeout=<decimal digits
 //    and dots, at most 32 characters, at most 1e9>, generic mount(8) options and x-* ignored, no
 //    empty item), and yields the same Options, starting from the defaults and from a non-default
 //    base (options apply on top);
@@ -21,6 +22,8 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "fs/options.h"
 
@@ -58,7 +61,8 @@ bool same(const Options& a, const Options& b) {
          same_double(a.negative_timeout, b.negative_timeout) &&
          a.fd_cache_capacity == b.fd_cache_capacity && a.index_budget == b.index_budget &&
          a.debug_no_invalidation == b.debug_no_invalidation && a.mount_flags == b.mount_flags &&
-         a.device == b.device;
+         a.device == b.device && a.casefold_given == b.casefold_given &&
+         a.lower_trees == b.lower_trees;
 }
 
 // --- the reference grammar -------------------------------------------------------------------
@@ -95,6 +99,26 @@ bool ref_seconds(std::string_view text, double* out) {
   return true;
 }
 
+// overlayfs's list of trees: ':' separates, '\\' takes the next character as it is (a '\\' at
+// the end stands for itself); no tree may be empty.
+bool ref_trees(std::string_view value, std::vector<std::string>* trees) {
+  std::vector<std::string> out{std::string()};
+  for (size_t i = 0; i < value.size(); ++i) {
+    if (value[i] == '\\' && i + 1 < value.size()) {
+      out.back() += value[++i];
+    } else if (value[i] == ':') {
+      out.emplace_back();
+    } else {
+      out.back() += value[i];
+    }
+  }
+  for (const auto& t : out) {
+    if (t.empty()) return false;
+  }
+  *trees = std::move(out);
+  return true;
+}
+
 bool ref_item(std::string_view item, Options* o) {
   const size_t eq = item.find('=');
   const std::string_view name = item.substr(0, eq);
@@ -102,8 +126,10 @@ bool ref_item(std::string_view item, Options* o) {
   const std::string_view value = has_value ? item.substr(eq + 1) : std::string_view();
   if (name == "casefold" && has_value && (value == "flag" || value == "all")) {
     o->casefold = value == "all" ? CasefoldMode::kAll : CasefoldMode::kFlag;
+    o->casefold_given = true;
     return true;
   }
+  if (name == "lowerdir" && has_value) return ref_trees(value, &o->lower_trees);
   if (name == "outside" && has_value && (value == "watch" || value == "revalidate")) {
     o->outside = value == "watch" ? OutsideChanges::kWatch : OutsideChanges::kRevalidate;
     return true;
@@ -188,8 +214,19 @@ std::string seconds_text(std::string_view list, double v) {
 }
 
 std::string canonical(std::string_view list, const Options& o) {
-  std::string out = o.casefold == CasefoldMode::kAll ? "casefold=all" : "casefold=flag";
-  out += o.outside == OutsideChanges::kWatch ? ",outside=watch" : ",outside=revalidate";
+  std::string out = o.outside == OutsideChanges::kWatch ? "outside=watch" : "outside=revalidate";
+  if (o.casefold_given)
+    out += o.casefold == CasefoldMode::kAll ? ",casefold=all" : ",casefold=flag";
+  if (!o.lower_trees.empty()) {
+    out += ",lowerdir=";
+    for (size_t k = 0; k < o.lower_trees.size(); ++k) {
+      if (k) out += ':';
+      for (char c : o.lower_trees[k]) {
+        if (c == ':' || c == '\\') out += '\\';
+        out += c;
+      }
+    }
+  }
   out += o.uring == Uring::kOn    ? ",uring=on"
          : o.uring == Uring::kOff ? ",uring=off"
                                   : ",uring=auto";

@@ -205,5 +205,50 @@ TEST(Wine, AWindowsProgramFindsLinuxFilesByAnySpelling) {
   EXPECT_EQ(list_dir(m.bpath("ShaderCache")), std::vector<std::string>{});
 }
 
+// A game and two mods through a read-only union (issue 16, docs/union.md): Wine's own cmd.exe
+// reads the files the mods override, by spellings of its own, and lists each name once. (The
+// game writing its saves needs the writable upper tree, not built yet.)
+TEST(Wine, AGameAndTwoModsThroughAUnionReadTheOverriddenFiles) {
+  Mount m;
+  ASSERT_TRUE(run({"mkdir", "-p", m.bpath("game/Data/Textures"), m.bpath("game/Data/Meshes"),
+                   m.bpath("mod1/data/textures"), m.bpath("mod2/DATA/meshes")})
+                  .ok());
+  ASSERT_EQ(write_file(m.bpath("game/Data/Textures/sky.DDS"), "game sky"), Errno(0));
+  ASSERT_EQ(write_file(m.bpath("game/Data/Textures/cloud.dds"), "game cloud"), Errno(0));
+  ASSERT_EQ(write_file(m.bpath("game/Data/Meshes/rock.nif"), "game rock"), Errno(0));
+  ASSERT_EQ(write_file(m.bpath("mod1/data/textures/Sky.dds"), "mod1 sky"), Errno(0));
+  ASSERT_EQ(write_file(m.bpath("mod2/DATA/meshes/Rock.NIF"), "mod2 rock"), Errno(0));
+  ASSERT_TRUE(m.start("lowerdir=" + m.bpath("mod2") + ":" + m.bpath("mod1") + ":" +
+                      m.bpath("game")));
+  WinePrefix wine;
+  ASSERT_EQ(wine.error(), "");
+  const std::string root = windows_path(m.mnt());
+  const struct {
+    const char* path;
+    const char* content;
+  } reads[] = {{"\\DATA\\TEXTURES\\SKY.DDS", "mod1 sky"},
+               {"\\data\\meshes\\rock.nif", "mod2 rock"},
+               {"\\Data\\Textures\\Cloud.DDS", "game cloud"}};
+  for (const auto& r : reads) {
+    RunResult type = wine.wine({"cmd", "/c", "type", root + r.path}, 120s);
+    EXPECT_TRUE(type.ok()) << type.describe();
+    EXPECT_NE(type.out.find(r.content), std::string::npos) << r.path << ": " << type.out;
+  }
+  RunResult dir = wine.wine({"cmd", "/c", "dir", "/b", root + "\\data\\TEXTURES"}, 120s);
+  EXPECT_TRUE(dir.ok()) << dir.describe();
+  std::vector<std::string> names;
+  std::string line;
+  for (char c : dir.out) {
+    if (c == '\n') {
+      if (!line.empty()) names.push_back(line);
+      line.clear();
+    } else if (c != '\r') {
+      line.push_back(c);
+    }
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"Sky.dds", "cloud.dds"})) << dir.out;
+}
+
 }  // namespace
 }  // namespace foldfs::itest

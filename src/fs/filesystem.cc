@@ -20,6 +20,7 @@
 #include "backing/proc_path.h"
 #include "backing/union_format.h"
 #include "fs/dir_lock.h"
+#include "fs/union_parts.h"
 
 namespace foldfs::fs {
 namespace {
@@ -802,6 +803,18 @@ size_t Filesystem::count_equivalents(const std::shared_ptr<Inode>& dir, int dirf
   }
   if (loaded) budget_.loaded(dir, names);
   return count;
+}
+
+int Filesystem::read_union_part(uint64_t ino, size_t tree, std::vector<backing::DirEntry>* entries,
+                                names::UnionPart* part) {
+  std::shared_ptr<Inode> dir;
+  if (int err = dir_inode(ino, &dir); err != 0) return err;
+  int err = 0;
+  SharedFd fd = path_fd(dir, &err);
+  if (!fd) return err;
+  if ((err = backing::read_directory(fd->get(), entries)) != 0) return err;
+  *part = union_part(fd->get(), tree, *entries);
+  return 0;
 }
 
 bool Filesystem::opaque(uint64_t ino) {

@@ -46,6 +46,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backing/dir_reader.h"
 #include "backing/fd_cache.h"
 #include "backing/unique_fd.h"
 #include "base/thread_safety.h"
@@ -62,6 +63,7 @@
 #include "fs/outside_watch.h"
 #include "fs/resting_dirs.h"
 #include "names/folded_name.h"
+#include "names/union_dir.h"
 
 namespace foldfs::fs {
 
@@ -163,6 +165,10 @@ class Filesystem : public Operations, private OutsideWatch::Listener {
                      std::string* found, size_t* equivalents);
   // Whether the directory `ino` is opaque in a union (backing/union_format.h).
   bool opaque(uint64_t ino);
+  // The directory `ino` as part `tree` of a union's merged directory (fs/union_parts.h), and its
+  // entries as listed. 0 or an errno.
+  int read_union_part(uint64_t ino, size_t tree, std::vector<backing::DirEntry>* entries,
+                      names::UnionPart* part);
 
   // The casefold rules of a directory (for tests and tools).
   bool casefolded(uint64_t ino) const;

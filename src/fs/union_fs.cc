@@ -15,11 +15,6 @@ namespace {
 constexpr double kNever = std::numeric_limits<double>::infinity();
 constexpr size_t kMaxDepth = 4096;  // bounds a walk up a tree whose ".." would loop
 
-// The union's own questions to the trees (listings, paths) are asked as the daemon.
-Context daemon_context() {
-  return Context{};
-}
-
 bool is_dir(const EntryOut& e) {
   return S_ISDIR(e.attr.st_mode);
 }
@@ -283,7 +278,7 @@ int UnionFilesystem::find_by_listing(const Context& ctx, const std::vector<Part>
                                      std::string_view name, Found* found) {
   names::UnionDir merged;
   std::vector<TreeNames> names;
-  if (int err = merge(ctx, dir, &merged, &names); err != 0) return err;
+  if (int err = merge(dir, &merged, &names); err != 0) return err;
   const names::FoldRules rules{};
   const names::FoldedName wanted(name, rules);
   const names::UnionEntry* chosen = nullptr;
@@ -323,51 +318,16 @@ int UnionFilesystem::find_by_listing(const Context& ctx, const std::vector<Part>
 // ---------------------------------------------------------------------------------------------
 // Listings
 
-int UnionFilesystem::list_tree_dir(const Context& ctx, const Part& dir, std::vector<Item>* out,
-                                   names::UnionPart* part) {
-  Filesystem& tree = *trees_[dir.tree];
-  off_t offset = 0;
-  for (;;) {
-    bool more = false;
-    const int err = tree.readdir(
-        dir.id, offset,
-        [&](std::string_view name, uint64_t ino, mode_t type, off_t next) {
-          offset = next;
-          more = true;
-          if (name != "." && name != "..") out->push_back(Item{std::string(name), ino, type});
-          return true;
-        },
-        32768);
-    if (err != 0) return err;
-    if (!more) break;
-  }
-  part->tree = dir.tree;
-  part->opaque = tree.opaque(dir.id);
-  for (const Item& item : *out) {
-    names::UnionKind kind = names::UnionKind::kOther;
-    if (S_ISDIR(item.type)) {
-      kind = names::UnionKind::kDirectory;
-    } else if (S_ISCHR(item.type) || item.type == 0) {
-      EntryOut e;  // a character device may be a whiteout: its device number says
-      if (tree.lookup_in_tree(ctx, dir.id, item.name, &e, nullptr, nullptr) == 0 && e.ino != 0) {
-        if (backing::is_whiteout(e.attr)) kind = names::UnionKind::kWhiteout;
-        if (is_dir(e)) kind = names::UnionKind::kDirectory;
-        tree.forget(e.ino, 1);
-      }
-    }
-    part->entries.push_back({item.name, kind});
-  }
-  return 0;
-}
-
-int UnionFilesystem::merge(const Context& ctx, const std::vector<Part>& dir,
-                           names::UnionDir* merged, std::vector<TreeNames>* names) {
+int UnionFilesystem::merge(const std::vector<Part>& dir, names::UnionDir* merged,
+                           std::vector<TreeNames>* names) {
   std::vector<names::UnionPart> parts;
   names->assign(trees_.size(), {});
   for (const Part& p : dir) {
     std::vector<Item> items;
     names::UnionPart part;
-    if (int err = list_tree_dir(ctx, p, &items, &part); err != 0) return err;
+    if (int err = trees_[p.tree]->read_union_part(p.id, p.tree, &items, &part); err != 0) {
+      return err;
+    }
     TreeNames& here = (*names)[p.tree];
     here.reserve(items.size());
     for (Item& item : items) here.emplace(item.name, std::move(item));
@@ -392,12 +352,12 @@ int UnionFilesystem::listing(uint64_t ino, off_t offset,
   }
   names::UnionDir merged;
   std::vector<TreeNames> names;
-  if (int err = merge(daemon_context(), parts_of(*dir), &merged, &names); err != 0) return err;
+  if (int err = merge(parts_of(*dir), &merged, &names); err != 0) return err;
   auto items = std::make_shared<std::vector<Item>>();
   items->reserve(merged.entries.size());
   for (const names::UnionEntry& e : merged.entries) {
     const auto it = names[e.tree].find(e.name);
-    items->push_back(it != names[e.tree].end() ? it->second : Item{e.name, 0, 0});
+    items->push_back(it != names[e.tree].end() ? it->second : Item{e.name, 0, DT_UNKNOWN});
   }
   MutexLock lock(mutex_);
   dir->listing = items;
@@ -419,7 +379,7 @@ int UnionFilesystem::readdir(uint64_t ino, off_t offset, const DirEmit& emit, si
   if (offset < 2 && !emit("..", ino, S_IFDIR, 2)) return 0;
   for (size_t i = static_cast<size_t>(std::max<off_t>(offset, 2) - 2); i < items->size(); ++i) {
     const Item& item = (*items)[i];
-    if (!emit(item.name, item.ino, item.type, static_cast<off_t>(i + 3))) break;
+    if (!emit(item.name, item.ino, DTTOIF(item.type), static_cast<off_t>(i + 3))) break;
   }
   return 0;
 }
@@ -527,7 +487,7 @@ int UnionFilesystem::path_in_tree(const Context& ctx, size_t tree, uint64_t dir,
     held.push_back(up.ino);
     std::vector<Item> items;
     names::UnionPart ignored;
-    if ((err = list_tree_dir(ctx, Part{tree, up.ino}, &items, &ignored)) != 0) break;
+    if ((err = t.read_union_part(up.ino, tree, &items, &ignored)) != 0) break;
     const auto it =
         std::find_if(items.begin(), items.end(), [&](const Item& i) { return i.ino == st.st_ino; });
     if (it == items.end()) {

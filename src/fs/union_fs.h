@@ -40,6 +40,7 @@
 #include <utility>
 #include <vector>
 
+#include "backing/dir_reader.h"
 #include "base/thread_safety.h"
 #include "fs/filesystem.h"
 #include "fs/operations.h"
@@ -133,12 +134,8 @@ class UnionFilesystem : public Operations {
     bool operator==(const Part&) const = default;
     bool operator<(const Part& o) const { return tree != o.tree ? tree < o.tree : id < o.id; }
   };
-  // One entry of a merged listing, as readdir gives it.
-  struct Item {
-    std::string name;
-    uint64_t ino = 0;  // the deciding tree's d_ino
-    mode_t type = 0;
-  };
+  // One entry of a merged listing, as the deciding tree lists it (its d_ino and DT_ type).
+  using Item = backing::DirEntry;
   // id and directory are set before the node is published in nodes_ and never change; the rest
   // is guarded by mutex_.
   struct Node {
@@ -175,10 +172,7 @@ class UnionFilesystem : public Operations {
 
   // The merged listing of `dir`, and each tree's names with their d_ino and type.
   using TreeNames = std::unordered_map<std::string, Item>;
-  int merge(const Context& ctx, const std::vector<Part>& dir, names::UnionDir* merged,
-            std::vector<TreeNames>* names);
-  int list_tree_dir(const Context& ctx, const Part& dir, std::vector<Item>* out,
-                    names::UnionPart* part);
+  int merge(const std::vector<Part>& dir, names::UnionDir* merged, std::vector<TreeNames>* names);
   int listing(uint64_t ino, off_t offset, std::shared_ptr<const std::vector<Item>>* out);
 
   // Entries that arrive without a lookup.

@@ -47,6 +47,22 @@ std::string escape_option_value(const std::string& value) {
   return out;
 }
 
+// The real path of the directory `given` (`what` names it in a message). "" with *error set when
+// it cannot be resolved or is not a directory.
+std::string real_directory(const std::string& given, const std::string& what, std::string* error) {
+  int err = 0;
+  std::string real = real_path(given, &err);
+  struct stat st;
+  if (err != 0) {
+    *error = what + " '" + given + "': " + strerror(err);
+  } else if (::stat(real.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    *error = what + " '" + given + "' is not a directory";
+  } else {
+    return real;
+  }
+  return {};
+}
+
 // A union's trees: directories, none inside another (a tree's files would be reached through two
 // trees, and its handles would name two files), the mount point inside none. Sets *trees to their
 // real paths.
@@ -56,14 +72,9 @@ int check_union_request(const MountRequest& r, std::vector<std::string>* trees,
     *error = "casefold= does not apply to a union: every directory of a union is case-insensitive";
     return 1;
   }
-  int err = 0;
   for (const std::string& given : r.options.lower_trees) {
-    std::string tree = real_path(given, &err);
-    struct stat st;
-    if (err != 0 || ::stat(tree.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      *error = "lowerdir: '" + given + "' " + (err != 0 ? strerror(err) : "is not a directory");
-      return 1;
-    }
+    std::string tree = real_directory(given, "lowerdir: tree", error);
+    if (tree.empty()) return 1;
     for (size_t k = 0; k < trees->size(); ++k) {
       if (is_same_or_inside(tree, (*trees)[k]) || is_same_or_inside((*trees)[k], tree)) {
         *error = "lowerdir: '" + given + "' and '" + r.options.lower_trees[k] +
@@ -73,13 +84,8 @@ int check_union_request(const MountRequest& r, std::vector<std::string>* trees,
     }
     trees->push_back(std::move(tree));
   }
-  const std::string mnt = real_path(r.mountpoint, &err);
-  struct stat st;
-  if (err != 0 || ::stat(mnt.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    *error =
-        "mount point '" + r.mountpoint + "' " + (err != 0 ? strerror(err) : "is not a directory");
-    return 1;
-  }
+  const std::string mnt = real_directory(r.mountpoint, "mount point", error);
+  if (mnt.empty()) return 1;
   for (size_t k = 0; k < trees->size(); ++k) {
     if (is_same_or_inside(mnt, (*trees)[k])) {
       *error = "mount point '" + r.mountpoint + "' is inside the tree '" +
@@ -91,31 +97,16 @@ int check_union_request(const MountRequest& r, std::vector<std::string>* trees,
 }
 
 int check_request(const MountRequest& r, std::string* backing, std::string* error) {
-  int err = 0;
-  *backing = real_path(r.backing, &err);
-  if (err != 0) {
-    *error = "backing directory '" + r.backing + "': " + strerror(err);
-    return 1;
-  }
-  struct stat st;
-  if (::stat(backing->c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    *error = "backing '" + r.backing + "' is not a directory";
-    return 1;
-  }
-  const std::string mnt = real_path(r.mountpoint, &err);
-  if (err != 0) {
-    *error = "mount point '" + r.mountpoint + "': " + strerror(err);
-    return 1;
-  }
-  if (::stat(mnt.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    *error = "mount point '" + r.mountpoint + "' is not a directory";
-    return 1;
-  }
+  *backing = real_directory(r.backing, "backing directory", error);
+  if (backing->empty()) return 1;
+  const std::string mnt = real_directory(r.mountpoint, "mount point", error);
+  if (mnt.empty()) return 1;
   if (is_same_or_inside(mnt, *backing)) {
     *error = "mount point '" + r.mountpoint + "' is inside the backing directory '" + r.backing +
              "': the mount would hide its own backing files";
     return 1;
   }
+  struct stat st;
   if (!r.options.device.empty() &&
       (::stat(r.options.device.c_str(), &st) != 0 || !S_ISBLK(st.st_mode))) {
     *error = "device=" + r.options.device + ": not a block device";

@@ -70,8 +70,8 @@ struct UnionCollision {
 };
 
 struct UnionDir {
-  std::vector<UnionEntry> entries;  // sorted bytewise by name
-  std::vector<UnionWhiteout> whiteouts;  // sorted bytewise by the whiteout's name
+  std::vector<UnionEntry> entries;         // sorted bytewise by name
+  std::vector<UnionWhiteout> whiteouts;    // sorted bytewise by the whiteout's name
   std::vector<UnionCollision> collisions;  // in part order, then by first name
 };
 

@@ -318,8 +318,8 @@ INSTANTIATE_TEST_SUITE_P(BadOptions, RefusedOption,
                                            "entry_timeout=", "entry_timeout=-1", "attr_timeout=1x",
                                            "attr_timeout=-0.5", "negative_timeout=abc",
                                            "casefold=flag,bogus", "ro,nosuchoption=1", "lazytime",
-                                           "mand", "nosuid=1",
-                                           "lowerdir=", "lowerdir=/a::/b", "upperdir=/a", "workdir=/w"),
+                                           "mand", "nosuid=1", "lowerdir=", "lowerdir=/a::/b",
+                                           "upperdir=/a", "workdir=/w"),
                          [](const auto& info) { return "Option" + std::to_string(info.index); });
 
 TEST(MountCliErrors, MissingBackingDir) {

@@ -218,8 +218,8 @@ TEST(Wine, AGameAndTwoModsThroughAUnionReadTheOverriddenFiles) {
   ASSERT_EQ(write_file(m.bpath("game/Data/Meshes/rock.nif"), "game rock"), Errno(0));
   ASSERT_EQ(write_file(m.bpath("mod1/data/textures/Sky.dds"), "mod1 sky"), Errno(0));
   ASSERT_EQ(write_file(m.bpath("mod2/DATA/meshes/Rock.NIF"), "mod2 rock"), Errno(0));
-  ASSERT_TRUE(m.start("lowerdir=" + m.bpath("mod2") + ":" + m.bpath("mod1") + ":" +
-                      m.bpath("game")));
+  ASSERT_TRUE(
+      m.start("lowerdir=" + m.bpath("mod2") + ":" + m.bpath("mod1") + ":" + m.bpath("game")));
   WinePrefix wine;
   ASSERT_EQ(wine.error(), "");
   const std::string root = windows_path(m.mnt());

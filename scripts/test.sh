@@ -76,7 +76,7 @@ fi
 # FOLDFS_IT_BACKING): generic/556's behaviours, collisions, POSIX operations, the coherence
 # loops, outside changes, file handles, the model-checked random operations, and the union of
 # trees (its mount, and copy-up).
-MATRIX='^(Generic556|UnionCopyUp|UnionMount|CasefoldSemantics|CasefoldFlag|CasefoldAllFlag|CasefoldDotNames|CasefoldAllDotNames|ExistingCollisions|OutsideChanges|CacheCoherence|FileHandles|PosixOps|Variants/Model)'
+MATRIX='^(Generic556|UnionCopyUp|UnionMount|UnionWrites|CasefoldSemantics|CasefoldFlag|CasefoldAllFlag|CasefoldDotNames|CasefoldAllDotNames|ExistingCollisions|OutsideChanges|CacheCoherence|FileHandles|PosixOps|Variants/Model)'
 for kind in ext4 xfs btrfs tmpfs nested overlay fuse; do
   FOLDFS_IT_BACKING=$kind run_ctest "backing-$kind" build -R "$MATRIX"
 done

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backing/dir_reader.h"
 #include "backing/proc_path.h"
 #include "backing/union_format.h"
 #include "backing/unique_fd.h"
@@ -165,6 +166,14 @@ int copy_metadata(int src_fd, int fd, const struct stat& st) {
   const ProcPath src(src_fd);
   const ProcPath dst(fd);
   if (const int err = copy_xattrs(src.c_str(), dst.c_str())) return err;
+  // The first copy's origin is kept through copies of copies. Where the upper filesystem cannot
+  // hold it (no trusted.* attributes on symlinks, on some filesystems), the copy shows its own
+  // number: nothing else depends on it.
+  std::string origin;
+  if (read_xattr(src.c_str(), kOriginXattr, &origin) != 0) {
+    origin = std::to_string(st.st_ino);
+    ::setxattr(dst.c_str(), kOriginXattr, origin.data(), origin.size(), 0);
+  }
   if (!S_ISLNK(st.st_mode) && ::chmod(dst.c_str(), st.st_mode & 07777) != 0) return errno;
   const struct timespec times[2] = {st.st_atim, st.st_mtim};
   if (::utimensat(fd, "", times, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return errno;
@@ -320,6 +329,17 @@ int copy_up(int lower_dir, const std::string& lower_name, int upper_dir,
     return copy_regular(src.get(), st, upper_dir, upper_name, work_dir, out, hook);
   }
   return copy_other(src.get(), st, upper_dir, upper_name, out);
+}
+
+int clear_copy_up_leftovers(int work_dir) {
+  std::vector<DirEntry> entries;
+  if (int err = read_directory(work_dir, &entries); err != 0) return err;
+  const std::string_view prefix(kCopyUpWorkPrefix);
+  for (const DirEntry& e : entries) {
+    if (e.name.compare(0, prefix.size(), prefix) != 0) continue;
+    if (::unlinkat(work_dir, e.name.c_str(), 0) != 0 && errno != ENOENT) return errno;
+  }
+  return 0;
 }
 
 }  // namespace foldfs::backing

@@ -27,6 +27,18 @@ inline bool is_overlay_xattr(std::string_view name) {
   return name.substr(0, kOverlayXattrPrefix.size()) == kOverlayXattrPrefix;
 }
 
+// The inode number of the file a copy was first made from (decimal), set on every copy (kept
+// from the lower file where it is itself a copy): a union shows it as the copy's st_ino, so a
+// file keeps its number when it is copied up, as overlayfs keeps it. Programs that tell files
+// apart by (st_dev, st_ino), as Wine's server does, see the same file before and after.
+inline constexpr const char* kOriginXattr = "trusted.foldfs.origin";
+
+// The attributes that describe a file's place in a union (overlayfs's, and the origin): a union
+// hides them, and they cannot be set through it.
+inline bool is_union_xattr(std::string_view name) {
+  return is_overlay_xattr(name) || name == kOriginXattr;
+}
+
 inline bool is_whiteout(const struct stat& st) {
   return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
 }

@@ -66,10 +66,16 @@ int Filesystem::create(const Context& ctx, uint64_t parent, std::string_view nam
     exists = err == 0;
     if (!exists) stored = std::string(name);
   }
+  const int at = dirfd->get();
+  std::string whiteout;  // a union's upper tree: the whiteout the new file replaces
+  if (exists && whiteout_at(at, stored)) {
+    whiteout = std::move(stored);
+    stored = temporary_name();
+    exists = false;
+  }
   if (exists && (flags & O_EXCL)) return EEXIST;
 
   const int open_flags = (flags & ~kCreateOnlyFlags) | O_NOFOLLOW | O_CLOEXEC;
-  const int at = dirfd->get();
   UniqueFd fd;
   bool created = false;
   // With the caller's ids (backing/acting_as.h): the new file is the caller's from the start.
@@ -90,12 +96,20 @@ int Filesystem::create(const Context& ctx, uint64_t parent, std::string_view nam
     return fd.valid() ? 0 : errno;
   });
   if (err != 0) return err;
+  if (!whiteout.empty()) {
+    if ((err = replace_whiteout(at, stored, whiteout, false)) != 0) {
+      ::unlinkat(at, stored.c_str(), 0);
+      return err;
+    }
+    const std::string wanted(name);
+    stored = whiteout == wanted || rename_keeping(at, whiteout, wanted) != 0 ? whiteout : wanted;
+  }
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return errno;
   if (S_ISDIR(st.st_mode)) return EISDIR;  // open(O_CREAT) of a directory, as on ext4
   if (casefold) {
-    if (created) index_change(*dir, at, stored, {});
-    note_change(*dir, *folded, exists ? stored : std::string(), false);
+    if (created) index_change(*dir, at, stored, whiteout);
+    note_change(*dir, *folded, exists ? stored : whiteout, false);
   }
   if (int e = enter_open_file(*dir, fd.get(), st, out); e != 0) return e;
   *fh = to_fh(new OpenFile{std::move(fd)});

@@ -170,6 +170,29 @@ class Filesystem : public Operations, private OutsideWatch::Listener {
   int read_union_part(uint64_t ino, size_t tree, std::vector<backing::DirEntry>* entries,
                       names::UnionPart* part);
 
+  // For the upper tree of a writable union (fs/union_fs.h, docs/union.md "Writes go to the upper
+  // tree only"). After serve_as_union_upper(), a name made where a whiteout of its key stands
+  // replaces the whiteout in one step (a directory made there is opaque: it hides what the lower
+  // trees hold under its name), and a directory holding nothing but whiteouts can be removed.
+  // `work_dir` (may be invalid): where copy-ups are built when the tree has no unnamed files.
+  void serve_as_union_upper(backing::UniqueFd work_dir);
+  // Removes `name` from `parent` leaving a whiteout under its spelling, or makes a whiteout of
+  // `name` where nothing of its key is stored. With the daemon's rights: the kernel has checked
+  // the caller's (default_permissions). `is_dir`: rmdir's rules (the directory may hold
+  // whiteouts only), else unlink's.
+  int remove_leaving_whiteout(uint64_t parent, std::string_view name, bool is_dir);
+  // Copies `lower_name` of the directory `lower_dir` (another tree's, any descriptor) into
+  // `parent` as `name` (backing/copy_up.h), taking the copy into the index and the kernel record
+  // as a name made through the mount. *out: the copy's entry (one lookup). EEXIST when `parent`
+  // holds a name of that key.
+  int copy_in(uint64_t parent, std::string_view name, int lower_dir, const std::string& lower_name,
+              EntryOut* out);
+  // A descriptor of the file `ino` (O_PATH). 0 or an errno.
+  int descriptor(uint64_t ino, backing::SharedFd* out);
+  // rename()'s flag for a union: the source's name is left as a whiteout (the kernel's
+  // RENAME_WHITEOUT, made with the daemon's rights). Only on a union's upper tree.
+  static constexpr unsigned int kRenameWhiteout = 1u << 2;
+
   // The casefold rules of a directory (for tests and tools).
   bool casefolded(uint64_t ino) const;
 
@@ -281,6 +304,16 @@ class Filesystem : public Operations, private OutsideWatch::Listener {
   int create_node(const Context& ctx, uint64_t parent, std::string_view name, const NodeSpec& spec,
                   EntryOut* out);
   int remove_node(const Context& ctx, uint64_t parent, std::string_view name, bool dir);
+  // A union's upper tree: whether `name` in `dirfd` is a whiteout, and the steps that put a node
+  // made under the temporary name `made` in the whiteout's place (union_upper_ops.cc).
+  bool whiteout_at(int dirfd, const std::string& name) const;
+  int replace_whiteout(int dirfd, const std::string& made, const std::string& whiteout,
+                       bool is_dir);
+  static std::string temporary_name();
+  static int rename_keeping(int dirfd, const std::string& from, const std::string& to);
+  // Removes the whiteouts a directory `name` of `dirfd` holds; ENOTEMPTY if it holds anything
+  // else.
+  int clear_whiteouts(int dirfd, const std::string& name);
   int scan_directory(
       const std::shared_ptr<Inode>& dir, off_t offset,
       const std::function<bool(int, const char*, uint64_t, unsigned char, off_t)>& visit,
@@ -320,6 +353,8 @@ class Filesystem : public Operations, private OutsideWatch::Listener {
   Counters counters_;
   std::function<std::string()> transport_stats_;
   TestHook test_hook_;
+  bool union_upper_ = false;  // set before requests are served
+  backing::UniqueFd work_dir_;
 };
 
 }  // namespace foldfs::fs

@@ -11,6 +11,7 @@
 #include "backing/dir_reader.h"
 #include "backing/proc_path.h"
 #include "backing/thread_umask.h"
+#include "backing/union_format.h"
 #include "fs/dir_lock.h"
 #include "fs/filesystem.h"
 
@@ -71,19 +72,30 @@ int Filesystem::create_node(const Context& ctx, uint64_t parent, std::string_vie
   DirLock lock(*dir->dir, DirLock::kWrite);
   const bool casefold = casefolded(*dir);
   if (int e = check_name(name, casefold, NameUse::kMake); e != 0) return e;
-  const std::string created(name);
+  std::string created(name);
   std::optional<names::FoldedName> folded;  // folded once per request, where names fold
+  const int fd = dirfd->get();
+  std::string whiteout;  // a union's upper tree: the whiteout the new name replaces
   if (casefold) {
     folded.emplace(name, rules());
     std::string existing;
-    err = resolve(dir, dirfd->get(), *folded, &existing);
-    if (err == 0) return EEXIST;  // an equivalent name exists: ext4 answers EEXIST too
-    if (err != ENOENT) return err;
+    err = resolve(dir, fd, *folded, &existing);
+    if (err == 0 && !whiteout_at(fd, existing)) return EEXIST;  // as ext4 answers
+    if (err != 0 && err != ENOENT) return err;
+    if (err == 0) whiteout = std::move(existing);
   }
-  const int fd = dirfd->get();
+  const std::string made = whiteout.empty() ? created : temporary_name();
   err = callers_.as(ctx, groups_decide_setgid(fd, ctx, spec.mode),
-                    [&] { return spec.make(fd, created.c_str()); });
+                    [&] { return spec.make(fd, made.c_str()); });
   if (err != 0) return err;
+  if (!whiteout.empty()) {
+    if ((err = replace_whiteout(fd, made, whiteout, spec.is_dir)) != 0) {
+      ::unlinkat(fd, made.c_str(), spec.is_dir ? AT_REMOVEDIR : 0);
+      return err;
+    }
+    // The whiteout's spelling, then the caller's where it differs (never over another name).
+    if (whiteout != created && rename_keeping(fd, whiteout, created) != 0) created = whiteout;
+  }
   if (spec.is_dir && casefold && options_.casefold == CasefoldMode::kFlag) {
     // New subdirectories of a casefolded directory inherit the flag. A directory that cannot
     // take it is removed again (with the caller's rights): the failed call leaves nothing.
@@ -96,8 +108,8 @@ int Filesystem::create_node(const Context& ctx, uint64_t parent, std::string_vie
     }
   }
   if (casefold) {
-    index_change(*dir, fd, created, {});
-    note_change(*dir, *folded, {}, false);
+    index_change(*dir, fd, created, whiteout);
+    note_change(*dir, *folded, whiteout, false);
   }
   return enter_name(*dir, fd, created, out);
 }
@@ -171,8 +183,12 @@ int Filesystem::remove_node(const Context& ctx, uint64_t parent, std::string_vie
     folded.emplace(name, rules());
     if (int e = resolve(dir, dirfd->get(), *folded, &stored); e != 0) return e;
   }
-  // With the caller's rights: a sticky directory's rules are checked on what is removed.
   const int fd = dirfd->get();
+  if (whiteout_at(fd, stored)) return ENOENT;  // a union's upper tree: nothing is there
+  if (is_dir && union_upper_) {
+    if (int e = clear_whiteouts(fd, stored); e != 0 && e != ENOTDIR) return e;
+  }
+  // With the caller's rights: a sticky directory's rules are checked on what is removed.
   err = callers_.as(ctx, false, [&] {
     return ::unlinkat(fd, stored.c_str(), is_dir ? AT_REMOVEDIR : 0) == 0 ? 0 : errno;
   });
@@ -194,8 +210,11 @@ int Filesystem::rmdir(const Context& ctx, uint64_t parent, std::string_view name
 
 int Filesystem::rename(const Context& ctx, uint64_t parent, std::string_view name,
                        uint64_t newparent, std::string_view newname, unsigned int flags) {
+  const bool leave_whiteout = (flags & kRenameWhiteout) != 0;
+  flags &= ~kRenameWhiteout;
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return EINVAL;
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return EINVAL;
+  if (leave_whiteout && (!union_upper_ || (flags & RENAME_EXCHANGE))) return EINVAL;
   if (options_.read_only) return EROFS;
   std::shared_ptr<Inode> from, to;
   if (int err = dir_inode(parent, &from); err != 0) return err;
@@ -236,18 +255,40 @@ int Filesystem::rename(const Context& ctx, uint64_t parent, std::string_view nam
       target = std::move(existing);  // replacing keeps the existing entry's spelling
     }
   }
-  err = callers_.as(ctx, false, [&] {
-    return ::renameat2(from_fd->get(), source.c_str(), to_fd->get(), target.c_str(), flags) == 0
+  if (whiteout_at(from_fd->get(), source)) return ENOENT;  // a union's upper tree
+  struct stat st;
+  if (whiteout_at(to_fd->get(), target) &&
+      ::fstatat(from_fd->get(), source.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISDIR(st.st_mode)) {
+    // A directory cannot replace the device a whiteout is: the whiteout goes first, and the
+    // directory, now in a place the lower trees have a name of, hides it (opaque).
+    UniqueFd sub(::openat(from_fd->get(), source.c_str(),
+                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!sub.valid()) return errno;
+    if (int e = backing::make_opaque(sub.get()); e != 0) return e;
+    if (::unlinkat(to_fd->get(), target.c_str(), 0) != 0) return errno;
+  }
+  auto do_rename = [&](unsigned int how) {
+    return ::renameat2(from_fd->get(), source.c_str(), to_fd->get(), target.c_str(), how) == 0
                ? 0
                : errno;
-  });
+  };
+  if (leave_whiteout) {
+    // CAP_MKNOD, which a caller's ids do not carry: the kernel has checked the caller's rights
+    // (default_permissions). Where the filesystem has no RENAME_WHITEOUT, the whiteout follows.
+    err = do_rename(flags | RENAME_WHITEOUT);
+    if (err == EINVAL && (err = callers_.as(ctx, false, [&] { return do_rename(flags); })) == 0) {
+      err = backing::make_whiteout(from_fd->get(), source);
+    }
+  } else {
+    err = callers_.as(ctx, false, [&] { return do_rename(flags); });
+  }
   if (err != 0) return err;
   // Renaming one hard link onto another of the same file does nothing: both names stay.
-  struct stat st;
   const bool source_stays =
-      ::fstatat(from_fd->get(), source.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+      !leave_whiteout && ::fstatat(from_fd->get(), source.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
   if (!(flags & RENAME_EXCHANGE) && !source_stays) {
-    if (from_cf) index_change(*from, from_fd->get(), {}, source);
+    if (from_cf && !leave_whiteout) index_change(*from, from_fd->get(), {}, source);
     if (to_cf) index_change(*to, to_fd->get(), target, {});
   }
   if (from_cf) forget_other_spellings(*from, *folded_from, source);

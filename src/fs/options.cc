@@ -30,16 +30,10 @@ struct Refused {
   std::string_view name;
   std::string_view why;
 };
-constexpr const char* kNoUnionYet =
-    "a writable union of trees is not built yet (docs/union.md): with lowerdir= alone the union "
-    "is read-only";
 constexpr Refused kRefused[] = {
     {"lazytime", "FUSE filesystems keep no timestamps in memory to write lazily"},
     {"nolazytime", "FUSE filesystems keep no timestamps in memory to write lazily"},
     {"mand", "mandatory locks were removed from Linux"},
-    // overlayfs's options, which a union of trees will take (issue 16, docs/union.md).
-    {"upperdir", kNoUnionYet},
-    {"workdir", kNoUnionYet},
 };
 
 bool parse_seconds(std::string_view text, double* out) {
@@ -154,6 +148,11 @@ bool apply_one(std::string_view opt, Options* out, std::string* error) {
     for (const auto& t : out->lower_trees) {
       if (t.empty()) return bad_value();
     }
+    return true;
+  }
+  if (name == "upperdir" || name == "workdir") {
+    if (value.empty()) return bad_value();
+    (name == "upperdir" ? out->upper_tree : out->work_dir) = std::string(value);
     return true;
   }
   if (name == "strict") return flag(&out->strict);

@@ -79,6 +79,12 @@ struct Options {
   // (overlayfs's syntax: a ':' or '\\' inside a path escaped by '\\'; docs/union.md). Empty: one
   // backing tree.
   std::vector<std::string> lower_trees;
+  // upperdir=DIR (with lowerdir=): the union's writable tree, above every lower tree; every change
+  // goes there (copy-up, whiteouts: docs/union.md). Empty: the union is read-only.
+  std::string upper_tree;
+  // workdir=DIR (optional, with upperdir=): an empty directory on the upper tree's filesystem,
+  // outside every tree, where copy-ups are built when the upper filesystem has no unnamed files.
+  std::string work_dir;
   // Test-only (debug_no_invalidation): keep the timeouts but never invalidate kernel dentries.
   // This is the naive design the coherence tests must catch; never use it for real data.
   bool debug_no_invalidation = false;

@@ -3,9 +3,15 @@
 #include <dirent.h>
 #include <errno.h>
 
+#include <fcntl.h>
+#include <sys/xattr.h>
+
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
+#include "backing/copy_up.h"
+#include "backing/proc_path.h"
 #include "backing/union_format.h"
 #include "names/folded_name.h"
 
@@ -46,17 +52,38 @@ std::unique_ptr<UnionFilesystem> UnionFilesystem::open(const std::vector<std::st
   }
   Options tree_options = options;
   tree_options.casefold = CasefoldMode::kAll;
-  tree_options.read_only = true;
   tree_options.lower_trees.clear();
+  tree_options.upper_tree.clear();
+  tree_options.work_dir.clear();
   std::unique_ptr<UnionFilesystem> fs(new UnionFilesystem(options));
+  fs->upper_ = !options.upper_tree.empty();
   for (const std::string& tree : trees) {
     int err = 0;
+    tree_options.read_only = options.read_only || !fs->upper_ || !fs->trees_.empty();
     auto one = Filesystem::open(tree, tree_options, &err);
     if (!one) {
       *error = "cannot open tree '" + tree + "': " + std::strerror(err);
       return nullptr;
     }
     fs->trees_.push_back(std::move(one));
+  }
+  if (fs->upper_) {
+    if (int err = check_upper_tree(trees.front()); err != 0) {
+      *error = "upperdir '" + trees.front() +
+               "': its filesystem cannot hold whiteouts (a character device 0/0, as overlayfs "
+               "writes them): " + std::strerror(err);
+      return nullptr;
+    }
+    backing::UniqueFd work;
+    if (!options.work_dir.empty()) {
+      work.reset(::open(options.work_dir.c_str(),
+                        O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!work.valid() || backing::clear_copy_up_leftovers(work.get()) != 0) {
+        *error = "cannot use workdir '" + options.work_dir + "': " + std::strerror(errno);
+        return nullptr;
+      }
+    }
+    fs->trees_.front()->serve_as_union_upper(std::move(work));
   }
   auto root = std::make_shared<Node>();
   root->id = kRootId;
@@ -71,12 +98,24 @@ std::unique_ptr<UnionFilesystem> UnionFilesystem::open(const std::vector<std::st
 
 UnionFilesystem::UnionFilesystem(const Options& options) : options_(options) {}
 
+// Removing a lower name needs a whiteout in the upper tree: where its filesystem cannot hold one
+// (an overlayfs refuses them to its users), the mount is refused rather than every removal.
+int UnionFilesystem::check_upper_tree(const std::string& upper) {
+  const backing::UniqueFd dir(::open(upper.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return errno;
+  const std::string probe = ".foldfs-whiteout-probe." + std::to_string(::getpid());
+  if (int err = backing::make_whiteout(dir.get(), probe); err != 0) return err;
+  ::unlinkat(dir.get(), probe.c_str(), 0);
+  return 0;
+}
+
 UnionFilesystem::~UnionFilesystem() = default;
 
 // ---------------------------------------------------------------------------------------------
 // Services
 
 void UnionFilesystem::set_notifier(KernelNotifier* notifier) {
+  kernel_ = notifier;
   notifiers_.clear();
   for (size_t t = 0; t < trees_.size(); ++t) {
     if (notifier) notifiers_.push_back(std::make_unique<TreeNotifier>(this, t, notifier));
@@ -140,11 +179,27 @@ std::vector<UnionFilesystem::Part> UnionFilesystem::parts_of(const Node& n) cons
   return n.parts;
 }
 
-UnionFilesystem::Part UnionFilesystem::decider(uint64_t ino) const {
+UnionFilesystem::Part UnionFilesystem::decider(uint64_t ino, uint64_t* shown_ino) const {
   MutexLock lock(mutex_);
   auto it = nodes_.find(ino);
   if (it == nodes_.end() || it->second->parts.empty()) return Part{0, 0};
+  if (shown_ino) *shown_ino = it->second->shown_ino;
   return it->second->parts.front();
+}
+
+uint64_t UnionFilesystem::origin_of(uint64_t upper_id) {
+  backing::SharedFd fd;
+  if (trees_[0]->descriptor(upper_id, &fd) != 0) return 0;
+  char value[32];
+  const backing::ProcPath path(fd->get());
+  const ssize_t got = ::getxattr(path.c_str(), backing::kOriginXattr, value, sizeof value);
+  if (got <= 0) return 0;
+  uint64_t ino = 0;
+  for (char c : std::string_view(value, static_cast<size_t>(got))) {
+    if (c < '0' || c > '9') return 0;
+    ino = ino * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return ino;
 }
 
 std::vector<uint64_t> UnionFilesystem::nodes_on(size_t tree, uint64_t id) const {
@@ -158,6 +213,7 @@ int UnionFilesystem::enter(Found&& found, EntryOut* out) {
   const Part key = found.parts.front();
   std::vector<Part> surplus;  // tree lookups of the root: the trees never forget their roots
   uint64_t id = 0;
+  uint64_t shown = upper_ && key.tree == 0 && key.id != kRootId ? origin_of(key.id) : 0;
   {
     MutexLock lock(mutex_);
     auto known = by_decider_.find(key);
@@ -168,21 +224,30 @@ int UnionFilesystem::enter(Found&& found, EntryOut* out) {
       n = std::make_shared<Node>();
       n->id = (nodes_.count(key.id) == 0 && key.id != kRootId) ? key.id : next_own_id_++;
       n->directory = is_dir(found.entry);  // the deciding tree node's kind: it never changes
+      n->generation = found.entry.generation;
       nodes_[n->id] = n;
       by_decider_[key] = n->id;
     }
     id = n->id;
+    if (!n->shown_ino) n->shown_ino = shown;
+    shown = n->shown_ino;
+    found.entry.generation = n->generation;
     if (id == kRootId) {
       surplus = std::move(found.held);
     } else {
       n->parts = found.parts;
       n->nlookup++;
+      if (!n->directory && found.parent != 0) {
+        n->parent = found.parent;
+        n->name = found.stored;
+      }
       for (const Part& p : found.held) n->held[p]++;
     }
   }
   give_back(surplus);
   *out = found.entry;
   out->ino = id;
+  if (shown) out->attr.st_ino = shown;
   out->entry_timeout = found.timeout == kNever ? 0 : found.timeout;
   return 0;
 }
@@ -204,7 +269,10 @@ void UnionFilesystem::forget(uint64_t ino, uint64_t nlookup) {
     n.nlookup -= std::min(n.nlookup, nlookup);
     if (n.nlookup > 0) return;
     held = std::move(n.held);
-    if (!n.parts.empty()) by_decider_.erase(n.parts.front());
+    if (!n.parts.empty()) {
+      auto key = by_decider_.find(n.parts.front());
+      if (key != by_decider_.end() && key->second == ino) by_decider_.erase(key);
+    }
     nodes_.erase(it);
   }
   for (const auto& [part, count] : held) trees_[part.tree]->forget(part.id, count);
@@ -221,6 +289,7 @@ int UnionFilesystem::lookup(const Context& ctx, uint64_t parent, std::string_vie
   if (!dir->directory && parent != kRootId) return ENOTDIR;
   if (name == "..") return parent_of(ctx, *dir, out);
   Found found;
+  found.parent = parent;
   const int err = find(ctx, parts_of(*dir), name, &found);
   if (err == ENOENT) {
     out->ino = 0;
@@ -250,7 +319,9 @@ int UnionFilesystem::find(const Context& ctx, const std::vector<Part>& dir, std:
     if (equivalents > 1) {  // a collision inside this tree: the listing says what the rules say
       give_back(found->held);
       trees_[p.tree]->forget(e.ino, 1);
+      const uint64_t parent = found->parent;
       *found = Found{};
+      found->parent = parent;
       return find_by_listing(ctx, dir, name, found);
     }
     found->timeout = std::min(found->timeout, e.entry_timeout);
@@ -264,6 +335,7 @@ int UnionFilesystem::find(const Context& ctx, const std::vector<Part>& dir, std:
     found->parts.push_back({p.tree, e.ino});
     if (!merging_below) {
       found->entry = e;
+      found->stored = stored;
       spelling = stored;  // the lower trees are matched with the deciding spelling
     }
     if (!is_dir(e) || trees_[p.tree]->opaque(e.ino)) break;
@@ -305,10 +377,15 @@ int UnionFilesystem::find_by_listing(const Context& ctx, const std::vector<Part>
     if (err == 0 && e.ino == 0) err = ENOENT;
     if (err != 0) {  // changed meanwhile
       give_back(found->held);
+      const uint64_t parent = found->parent;
       *found = Found{};
+      found->parent = parent;
       return err;
     }
-    if (found->parts.empty()) found->entry = e;
+    if (found->parts.empty()) {
+      found->entry = e;
+      found->stored = part.name;
+    }
     found->held.push_back({part.tree, e.ino});
     found->parts.push_back({part.tree, e.ino});
   }
@@ -539,8 +616,12 @@ int UnionFilesystem::directory_through_union(const Context& ctx, size_t tree, ui
 // Attributes, extended attributes, files: the deciding tree's
 
 int UnionFilesystem::getattr(uint64_t ino, struct stat* out) {
-  const Part d = decider(ino);
-  return d.id ? trees_[d.tree]->getattr(d.id, out) : ESTALE;
+  uint64_t shown = 0;
+  const Part d = decider(ino, &shown);
+  if (!d.id) return ESTALE;
+  const int err = trees_[d.tree]->getattr(d.id, out);
+  if (err == 0 && shown) out->st_ino = shown;
+  return err;
 }
 
 int UnionFilesystem::readlink(uint64_t ino, std::string* out) {
@@ -556,7 +637,7 @@ int UnionFilesystem::statfs(uint64_t, struct statvfs* out) {
 // union's business, not the files': hidden, as overlayfs hides them.
 int UnionFilesystem::getxattr(uint64_t ino, std::string_view name, size_t size, std::string* value,
                               size_t* needed) {
-  if (backing::is_overlay_xattr(name)) return ENODATA;
+  if (backing::is_union_xattr(name)) return ENODATA;
   const Part d = decider(ino);
   return d.id ? trees_[d.tree]->getxattr(d.id, name, size, value, needed) : ESTALE;
 }
@@ -572,7 +653,7 @@ int UnionFilesystem::listxattr(uint64_t ino, size_t size, std::string* list, siz
   std::string shown;
   for (size_t at = 0; at < all.size();) {
     const std::string_view name(all.c_str() + at);
-    if (!backing::is_overlay_xattr(name)) shown.append(name).push_back('\0');
+    if (!backing::is_union_xattr(name)) shown.append(name).push_back('\0');
     at += name.size() + 1;
   }
   *needed = shown.size();
@@ -596,19 +677,6 @@ int UnionFilesystem::get_fsxattr(uint64_t ino, void* fsxattr_out) {
 // addresses, below 2^56).
 uint64_t UnionFilesystem::to_fh(size_t tree, uint64_t tree_fh) {
   return (static_cast<uint64_t>(tree) << 56) | tree_fh;
-}
-
-int UnionFilesystem::open(const Context& ctx, uint64_t ino, int flags, uint64_t* fh) {
-  const Part d = decider(ino);
-  if (!d.id) return ESTALE;
-  uint64_t inner = 0;
-  if (int err = trees_[d.tree]->open(ctx, d.id, flags, &inner); err != 0) return err;
-  if (tree_fh(inner) != inner) {
-    trees_[d.tree]->release(inner);
-    return EOVERFLOW;
-  }
-  *fh = to_fh(d.tree, inner);
-  return 0;
 }
 
 int UnionFilesystem::file_fd(uint64_t fh) const {

@@ -1,7 +1,7 @@
-// A read-only, case-insensitive union of trees (issue 16, docs/union.md): the Operations of a
-// mount with lowerdir=TOP:...:BOTTOM.
+// A case-insensitive union of trees (issue 16, docs/union.md): the Operations of a mount with
+// lowerdir=TOP:...:BOTTOM, and with upperdir= a writable tree above them.
 //
-// Each tree is served by a Filesystem of its own (casefold=all, read-only), which keeps for that
+// Each tree is served by a Filesystem of its own (casefold=all; read-only but the upper tree), which keeps for that
 // tree everything a single-tree mount promises: names and their index, the caches and their
 // coherence with the kernel, outside changes, confinement, handles. This class merges the trees'
 // answers by the union's rules (names/union_dir.h), asking each tree as the kernel would ask a
@@ -29,7 +29,14 @@
 // back by a file handle, a directory's "..") get the union's rules: a directory is found again by
 // its path, through the union, and only if the union still shows it there.
 //
-// Lock order: a tree's own locks, then mutex_, a leaf: no tree is called while it is held.
+// Writes (docs/union.md "Writes go to the upper tree only"): with upperdir=, tree 0 is the upper
+// tree, served writable; every change is a change of the upper tree's own Filesystem (which keeps
+// its index and its coherence record) after the copy-ups it needs, and a removal of a name the
+// lower trees show leaves a whiteout. Changes whose answers the lower trees' records covered
+// (copy-ups, whiteouts) make the kernel revalidate every dentry of the mount.
+//
+// Lock order: change_mutex_, then a tree's own locks, then mutex_, a leaf: no tree is called
+// while it is held.
 #pragma once
 
 #include <cstdint>
@@ -66,53 +73,42 @@ class UnionFilesystem : public Operations {
 
   int lookup(const Context& ctx, uint64_t parent, std::string_view name, EntryOut* out) override;
   void forget(uint64_t ino, uint64_t nlookup) override;
-  int mknod(const Context&, uint64_t, std::string_view, mode_t, dev_t, EntryOut*) override {
-    return EROFS;
-  }
-  int mkdir(const Context&, uint64_t, std::string_view, mode_t, EntryOut*) override {
-    return EROFS;
-  }
-  int symlink(const Context&, std::string_view, uint64_t, std::string_view, EntryOut*) override {
-    return EROFS;
-  }
-  int link(const Context&, uint64_t, uint64_t, std::string_view, EntryOut*) override {
-    return EROFS;
-  }
-  int unlink(const Context&, uint64_t, std::string_view) override { return EROFS; }
-  int rmdir(const Context&, uint64_t, std::string_view) override { return EROFS; }
-  int rename(const Context&, uint64_t, std::string_view, uint64_t, std::string_view,
-             unsigned int) override {
-    return EROFS;
-  }
+  int mknod(const Context& ctx, uint64_t parent, std::string_view name, mode_t mode, dev_t rdev,
+            EntryOut* out) override;
+  int mkdir(const Context& ctx, uint64_t parent, std::string_view name, mode_t mode,
+            EntryOut* out) override;
+  int symlink(const Context& ctx, std::string_view target, uint64_t parent, std::string_view name,
+              EntryOut* out) override;
+  int link(const Context& ctx, uint64_t ino, uint64_t newparent, std::string_view newname,
+           EntryOut* out) override;
+  int unlink(const Context& ctx, uint64_t parent, std::string_view name) override;
+  int rmdir(const Context& ctx, uint64_t parent, std::string_view name) override;
+  int rename(const Context& ctx, uint64_t parent, std::string_view name, uint64_t newparent,
+             std::string_view newname, unsigned int flags) override;
 
   int getattr(uint64_t ino, struct stat* out) override;
-  int setattr(const Context&, uint64_t, const struct stat&, int, const uint64_t*,
-              struct stat*) override {
-    return EROFS;
-  }
+  int setattr(const Context& ctx, uint64_t ino, const struct stat& attr, int to_set,
+              const uint64_t* fh, struct stat* out) override;
   int readlink(uint64_t ino, std::string* out) override;
   int statfs(uint64_t ino, struct statvfs* out) override;
 
-  int setxattr(uint64_t, std::string_view, std::string_view, int) override { return EROFS; }
+  int setxattr(uint64_t ino, std::string_view name, std::string_view value, int flags) override;
   int getxattr(uint64_t ino, std::string_view name, size_t size, std::string* value,
                size_t* needed) override;
   int listxattr(uint64_t ino, size_t size, std::string* list, size_t* needed) override;
-  int removexattr(uint64_t, std::string_view) override { return EROFS; }
+  int removexattr(uint64_t ino, std::string_view name) override;
 
   int open(const Context& ctx, uint64_t ino, int flags, uint64_t* fh) override;
-  int create(const Context&, uint64_t, std::string_view, mode_t, int, EntryOut*,
-             uint64_t*) override {
-    return EROFS;
-  }
+  int create(const Context& ctx, uint64_t parent, std::string_view name, mode_t mode, int flags,
+             EntryOut* out, uint64_t* fh) override;
   int file_fd(uint64_t fh) const override;
   int flush(uint64_t fh) override;
   int release(uint64_t fh) override;
   int fsync(uint64_t fh, bool datasync) override;
-  int fallocate(uint64_t, int, off_t, off_t) override { return EROFS; }
+  int fallocate(uint64_t fh, int mode, off_t offset, off_t length) override;
   int lseek(uint64_t fh, off_t offset, int whence, off_t* result) override;
-  int copy_file_range(uint64_t, off_t, uint64_t, off_t, size_t, int, size_t*) override {
-    return EROFS;
-  }
+  int copy_file_range(uint64_t fh_in, off_t off_in, uint64_t fh_out, off_t off_out, size_t len,
+                      int flags, size_t* copied) override;
 
   int opendir(const Context& ctx, uint64_t ino, uint64_t* fh) override;
   int readdir(uint64_t ino, off_t offset, const DirEmit& emit, size_t reply_bytes) override;
@@ -121,11 +117,12 @@ class UnionFilesystem : public Operations {
   int fsyncdir(uint64_t, bool) override { return 0; }
 
   int get_flags(uint64_t ino, uint32_t* flags) override;
-  int set_flags(const Context&, uint64_t, uint32_t) override { return EROFS; }
+  int set_flags(const Context& ctx, uint64_t ino, uint32_t flags) override;
   int get_fsxattr(uint64_t ino, void* fsxattr_out) override;
-  int set_fsxattr(uint64_t, const void*) override { return EROFS; }
+  int set_fsxattr(uint64_t ino, const void* fsxattr_in) override;
 
   size_t tree_count() const { return trees_.size(); }
+  bool writable() const { return upper_ && !options_.read_only; }
 
  private:
   struct Part {
@@ -145,6 +142,15 @@ class UnionFilesystem : public Operations {
     std::map<Part, uint64_t> held;  // tree lookups held for this node
     uint64_t nlookup = 0;
     std::shared_ptr<const std::vector<Item>> listing;  // made by the last readdir from offset 0
+    // Where the last lookup found a non-directory: the union directory and the deciding tree's
+    // name (a copy-up copies it from there). 0: reached by handle only.
+    uint64_t parent = 0;
+    std::string name;
+    uint64_t shown_ino = 0;  // st_ino shown instead of the decider's (a copy's origin), or 0
+    // The generation replies carry: the first decider's, kept when a copy-up changes the decider
+    // (the kernel takes a node id coming back with another generation for a reused one, and
+    // fails every open file of the old: EIO).
+    uint64_t generation = 0;
   };
   // What asking the trees found for one name.
   struct Found {
@@ -152,14 +158,22 @@ class UnionFilesystem : public Operations {
     std::vector<Part> held;   // tree lookups taken and kept (the parts)
     EntryOut entry;           // the deciding tree's answer
     double timeout = 0;       // the union's entry timeout
+    std::string stored;       // the name the deciding tree stores
+    uint64_t parent = 0;      // the union directory it was found in (0: by handle)
   };
   class TreeNotifier;
 
   explicit UnionFilesystem(const Options& options);
+  static int check_upper_tree(const std::string& upper);  // 0 or an errno
 
   std::shared_ptr<Node> node(uint64_t id) const EXCLUDES(mutex_);
   std::vector<Part> parts_of(const Node& n) const EXCLUDES(mutex_);
-  Part decider(uint64_t ino) const EXCLUDES(mutex_);  // {_, 0} when there is no such node
+  // {_, 0} when there is no such node. *shown_ino (if given): the st_ino the node shows (0: the
+  // deciding tree's own).
+  Part decider(uint64_t ino, uint64_t* shown_ino = nullptr) const EXCLUDES(mutex_);
+  // The inode number a copy in the upper tree shows: its origin's (backing/union_format.h), 0
+  // when it has none.
+  uint64_t origin_of(uint64_t upper_id);
 
   // The trees' answers for `name` in the merged directory `dir`.
   int find(const Context& ctx, const std::vector<Part>& dir, std::string_view name, Found* found);
@@ -184,6 +198,39 @@ class UnionFilesystem : public Operations {
   int directory_through_union(const Context& ctx, size_t tree, uint64_t dir, Shown how,
                               EntryOut* out);
   int path_in_tree(const Context& ctx, size_t tree, uint64_t dir, std::vector<std::string>* path);
+
+  // --- Writes (union_writes.cc): the upper tree is tree 0 ---
+  // The upper part of the union directory `dir`, made (copied up, with every missing directory
+  // above it) where it has none. *copied: whether anything was copied up.
+  int upper_dir(const Context& ctx, uint64_t dir, uint64_t* upper, bool* copied);
+  // The upper part of the union node `ino`, copied up where a lower tree decides it.
+  int copy_up(const Context& ctx, uint64_t ino, Part* upper);
+  // Copies the entry `found` (decided by a lower tree) of the union directory `dir` up; the
+  // union node standing on it (if any) now stands on the copy. *upper gets the copy's part.
+  int copy_up_found(const Context& ctx, uint64_t dir, const Found& found, Part* upper);
+  // Copies `name` of the directory part of `tree` in the merged directory `level` (upper part
+  // first) into the upper part. *upper: the copy's node id (one lookup).
+  int copy_from(const Context& ctx, const std::vector<Part>& level, size_t tree,
+                const std::string& name, uint64_t* upper);
+  // The upper part of `ino` for a change of its data or attributes (copied up if needed).
+  int writable_part(const Context& ctx, uint64_t ino, Part* up);
+  // The union node decided by `old` now stands on `upper` first. Whether there was one (it then
+  // holds the one lookup of `upper` the caller took).
+  bool restand(Part old, Part upper, uint64_t shown_ino) EXCLUDES(mutex_);
+  // Whether a lower tree shows a name of `name`'s key in the union directory `dir`.
+  bool lower_trees_show(const Context& ctx, uint64_t dir, const std::string& name);
+  // The shared steps of mknod, mkdir, symlink, link: refused where the name exists, made by
+  // `make(upper_dir, out)` in the upper part of `parent` otherwise, then entered.
+  int make_in_upper(const Context& ctx, uint64_t parent, std::string_view name,
+                    const std::function<int(uint64_t upper_dir, EntryOut*)>& make, EntryOut* out);
+  int remove(const Context& ctx, uint64_t parent, std::string_view name, bool is_dir);
+  // The kernel drops every dentry of the mount (a change a lower tree's record covers).
+  void invalidate_all();
+  // Serializes the union's changes (each is several steps across trees). Taken before any tree's
+  // lock.
+  Mutex change_mutex_;
+  bool upper_ = false;  // tree 0 is the writable upper tree
+  KernelNotifier* kernel_ = nullptr;
 
   static uint64_t to_fh(size_t tree, uint64_t tree_fh);
   static size_t tree_of_fh(uint64_t fh) { return static_cast<size_t>(fh >> 56); }

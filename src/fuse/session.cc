@@ -67,7 +67,7 @@ std::string real_directory(const std::string& given, const std::string& what, st
 // trees, and its handles would name two files), the mount point inside none. Sets *trees to their
 // real paths.
 int check_union_request(const MountRequest& r, std::vector<std::string>* trees,
-                        std::string* error) {
+                        std::string* work_dir, std::string* error) {
   if (r.options.casefold_given) {
     *error = "casefold= does not apply to a union: every directory of a union is case-insensitive";
     return 1;
@@ -84,14 +84,47 @@ int check_union_request(const MountRequest& r, std::vector<std::string>* trees,
     }
     trees->push_back(std::move(tree));
   }
+  std::vector<std::string> given = r.options.lower_trees;
+  if (!r.options.upper_tree.empty()) {
+    std::string upper = real_directory(r.options.upper_tree, "upperdir", error);
+    if (upper.empty()) return 1;
+    for (size_t k = 0; k < trees->size(); ++k) {
+      if (is_same_or_inside(upper, (*trees)[k]) || is_same_or_inside((*trees)[k], upper)) {
+        *error = "upperdir '" + r.options.upper_tree + "' and lowerdir '" + given[k] +
+                 "' are the same tree or one is inside the other";
+        return 1;
+      }
+    }
+    trees->insert(trees->begin(), std::move(upper));
+    given.insert(given.begin(), r.options.upper_tree);
+  }
   const std::string mnt = real_directory(r.mountpoint, "mount point", error);
   if (mnt.empty()) return 1;
   for (size_t k = 0; k < trees->size(); ++k) {
     if (is_same_or_inside(mnt, (*trees)[k])) {
-      *error = "mount point '" + r.mountpoint + "' is inside the tree '" +
-               r.options.lower_trees[k] + "': the mount would hide its own files";
+      *error = "mount point '" + r.mountpoint + "' is inside the tree '" + given[k] +
+               "': the mount would hide its own files";
       return 1;
     }
+  }
+  if (!r.options.work_dir.empty()) {
+    const std::string work = real_directory(r.options.work_dir, "workdir", error);
+    if (work.empty()) return 1;
+    struct stat w, u;
+    if (::stat(work.c_str(), &w) != 0 || ::stat(trees->front().c_str(), &u) != 0 ||
+        w.st_dev != u.st_dev) {
+      *error = "workdir '" + r.options.work_dir + "' is not on the filesystem of upperdir '" +
+               r.options.upper_tree + "'";
+      return 1;
+    }
+    for (size_t k = 0; k < trees->size(); ++k) {
+      if (is_same_or_inside(work, (*trees)[k]) || is_same_or_inside((*trees)[k], work) ||
+          is_same_or_inside(mnt, work)) {
+        *error = "workdir '" + r.options.work_dir + "' must be outside every tree and the mount";
+        return 1;
+      }
+    }
+    *work_dir = work;
   }
   return 0;
 }
@@ -131,13 +164,23 @@ int choose_transport(const fs::Options& options, bool* use_uring, std::string* e
 
 int run_mount(const MountRequest& request, std::string* error) {
   const bool is_union = !request.options.lower_trees.empty();
+  if (!is_union && (!request.options.upper_tree.empty() || !request.options.work_dir.empty())) {
+    *error = "upperdir= and workdir= need lowerdir= (the trees below the writable one)";
+    return 1;
+  }
+  if (!request.options.work_dir.empty() && request.options.upper_tree.empty()) {
+    *error = "workdir= needs upperdir=";
+    return 1;
+  }
   std::string backing;
   std::vector<std::string> trees;
-  if (int status = is_union ? check_union_request(request, &trees, error)
+  std::string work_dir;
+  if (int status = is_union ? check_union_request(request, &trees, &work_dir, error)
                             : check_request(request, &backing, error);
       status != 0) {
     return status;
   }
+  const bool writable_union = is_union && !request.options.upper_tree.empty();
   bool uring = false;
   if (int status = choose_transport(request.options, &uring, error); status != 0) return status;
 
@@ -145,8 +188,10 @@ int run_mount(const MountRequest& request, std::string* error) {
   ::umask(0);
   std::unique_ptr<fs::Operations> filesystem;
   if (is_union) {
-    // Read-only: the kernel refuses every change with EROFS before asking the daemon.
-    filesystem = fs::UnionFilesystem::open(trees, request.options, error);
+    // Without upperdir=, read-only: the kernel refuses every change with EROFS before asking.
+    fs::Options options = request.options;
+    options.work_dir = work_dir;
+    filesystem = fs::UnionFilesystem::open(trees, options, error);
     if (!filesystem) return 1;
     backing = request.backing;  // the source shown by mount(8), as overlayfs shows its own
   } else {
@@ -167,7 +212,7 @@ int run_mount(const MountRequest& request, std::string* error) {
                          : "blkdev,fsname=" + escape_option_value(request.options.device);
   opts += ",subtype=foldfs,default_permissions";
   if (request.options.allow_other) opts += ",allow_other";
-  if (request.options.read_only || is_union) opts += ",ro";
+  if (request.options.read_only || (is_union && !writable_union)) opts += ",ro";
   opts += superblock_flag_options(request.options.mount_flags);
   std::vector<std::string> argv_storage = {"foldfs", "-o", opts};
   if (request.debug) argv_storage.push_back("-d");

@@ -5,7 +5,8 @@
 //  - it is accepted exactly when an independent reference grammar accepts it (README's option
 //    table: casefold=flag|all, outside=watch|revalidate, uring=auto|on|off, strict, ro,
 //    allow_other, debug_no_invalidation, device=/<anything but a comma>, lowerdir=<overlayfs list
-//    of non-empty trees>, *_timeout=<decimal digits
+//    of non-empty trees>, upperdir= and workdir=<anything but a comma, not empty>,
+//    *_timeout=<decimal digits
 //    and dots, at most 32 characters, at most 1e9>, generic mount(8) options and x-* ignored, no
 //    empty item), and yields the same Options, starting from the defaults and from a non-default
 //    base (options apply on top);
@@ -62,7 +63,8 @@ bool same(const Options& a, const Options& b) {
          a.fd_cache_capacity == b.fd_cache_capacity && a.index_budget == b.index_budget &&
          a.debug_no_invalidation == b.debug_no_invalidation && a.mount_flags == b.mount_flags &&
          a.device == b.device && a.casefold_given == b.casefold_given &&
-         a.lower_trees == b.lower_trees;
+         a.lower_trees == b.lower_trees && a.upper_tree == b.upper_tree &&
+         a.work_dir == b.work_dir;
 }
 
 // --- the reference grammar -------------------------------------------------------------------
@@ -130,6 +132,10 @@ bool ref_item(std::string_view item, Options* o) {
     return true;
   }
   if (name == "lowerdir" && has_value) return ref_trees(value, &o->lower_trees);
+  if ((name == "upperdir" || name == "workdir") && has_value && !value.empty()) {
+    (name == "upperdir" ? o->upper_tree : o->work_dir) = std::string(value);
+    return true;
+  }
   if (name == "outside" && has_value && (value == "watch" || value == "revalidate")) {
     o->outside = value == "watch" ? OutsideChanges::kWatch : OutsideChanges::kRevalidate;
     return true;
@@ -227,6 +233,8 @@ std::string canonical(std::string_view list, const Options& o) {
       }
     }
   }
+  if (!o.upper_tree.empty()) out += ",upperdir=" + o.upper_tree;
+  if (!o.work_dir.empty()) out += ",workdir=" + o.work_dir;
   out += o.uring == Uring::kOn    ? ",uring=on"
          : o.uring == Uring::kOff ? ",uring=off"
                                   : ",uring=auto";

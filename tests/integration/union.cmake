@@ -15,3 +15,9 @@ add_executable(foldfs_mount_union_test ${CMAKE_CURRENT_LIST_DIR}/mount_union_tes
 target_link_libraries(foldfs_mount_union_test PRIVATE foldfs_itest_harness foldfs_fs
                                                       GTest::gtest_main)
 foldfs_discover_tests(foldfs_mount_union_test LABELS integration TIMEOUT 300)
+
+# The writable union against kernel overlayfs: the same random changes through both.
+add_executable(foldfs_union_writes_test ${CMAKE_CURRENT_LIST_DIR}/union_writes_test.cc)
+target_link_libraries(foldfs_union_writes_test PRIVATE foldfs_itest_harness foldfs_fs
+                                                       GTest::gtest_main)
+foldfs_discover_tests(foldfs_union_writes_test LABELS integration TIMEOUT 600)

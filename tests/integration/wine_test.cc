@@ -205,21 +205,24 @@ TEST(Wine, AWindowsProgramFindsLinuxFilesByAnySpelling) {
   EXPECT_EQ(list_dir(m.bpath("ShaderCache")), std::vector<std::string>{});
 }
 
-// A game and two mods through a read-only union (issue 16, docs/union.md): Wine's own cmd.exe
-// reads the files the mods override, by spellings of its own, and lists each name once. (The
-// game writing its saves needs the writable upper tree, not built yet.)
-TEST(Wine, AGameAndTwoModsThroughAUnionReadTheOverriddenFiles) {
+// A game and two mods through a writable union (issue 16, docs/union.md), as a mod manager sets
+// it up: Wine's own cmd.exe reads the files the mods override, by spellings of its own, lists each
+// name once, then writes like a game does — saves in a new folder, a patched texture, a deleted
+// mesh — and everything it wrote lands in the overwrite folder, the game and the mods untouched.
+TEST(Wine, AGameAndTwoModsThroughAUnionReadOverridesAndWriteSaves) {
   Mount m;
   ASSERT_TRUE(run({"mkdir", "-p", m.bpath("game/Data/Textures"), m.bpath("game/Data/Meshes"),
-                   m.bpath("mod1/data/textures"), m.bpath("mod2/DATA/meshes")})
+                   m.bpath("mod1/data/textures"), m.bpath("mod2/DATA/meshes"),
+                   m.bpath("overwrite"), m.bpath("work")})
                   .ok());
   ASSERT_EQ(write_file(m.bpath("game/Data/Textures/sky.DDS"), "game sky"), Errno(0));
   ASSERT_EQ(write_file(m.bpath("game/Data/Textures/cloud.dds"), "game cloud"), Errno(0));
   ASSERT_EQ(write_file(m.bpath("game/Data/Meshes/rock.nif"), "game rock"), Errno(0));
   ASSERT_EQ(write_file(m.bpath("mod1/data/textures/Sky.dds"), "mod1 sky"), Errno(0));
   ASSERT_EQ(write_file(m.bpath("mod2/DATA/meshes/Rock.NIF"), "mod2 rock"), Errno(0));
-  ASSERT_TRUE(
-      m.start("lowerdir=" + m.bpath("mod2") + ":" + m.bpath("mod1") + ":" + m.bpath("game")));
+  ASSERT_TRUE(m.start("lowerdir=" + m.bpath("mod2") + ":" + m.bpath("mod1") + ":" +
+                      m.bpath("game") + ",upperdir=" + m.bpath("overwrite") +
+                      ",workdir=" + m.bpath("work")));
   WinePrefix wine;
   ASSERT_EQ(wine.error(), "");
   const std::string root = windows_path(m.mnt());
@@ -248,6 +251,30 @@ TEST(Wine, AGameAndTwoModsThroughAUnionReadTheOverriddenFiles) {
   }
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{"Sky.dds", "cloud.dds"})) << dir.out;
+
+  // The game writes: its saves, a texture it patches, a mesh it deletes; in spellings of its own.
+  RunResult w = wine.wine({"cmd", "/c", "mkdir " + root + "\\Saves && echo slot one> " + root +
+                                            "\\SAVES\\Slot1.sav && echo patched> " + root +
+                                            "\\data\\TEXTURES\\SKY.DDS && del " + root +
+                                            "\\DATA\\Meshes\\ROCK.nif"},
+                          120s);
+  EXPECT_TRUE(w.ok()) << w.describe();
+  RunResult back = wine.wine({"cmd", "/c", "type", root + "\\saves\\SLOT1.SAV"}, 120s);
+  EXPECT_NE(back.out.find("slot one"), std::string::npos) << back.describe();
+  RunResult sky = wine.wine({"cmd", "/c", "type", root + "\\Data\\Textures\\sky.dds"}, 120s);
+  EXPECT_NE(sky.out.find("patched"), std::string::npos) << sky.describe();
+  // Everything written is in the overwrite folder; the game and the mods are as they were.
+  EXPECT_NE(read_file(m.bpath("overwrite/Saves/Slot1.sav")).value_or("").find("slot one"),
+            std::string::npos);
+  EXPECT_NE(read_file(m.bpath("overwrite/DATA/textures/Sky.dds")).value_or("").find("patched"),
+            std::string::npos);
+  EXPECT_EQ(read_file(m.bpath("mod1/data/textures/Sky.dds")), "mod1 sky");
+  EXPECT_EQ(read_file(m.bpath("mod2/DATA/meshes/Rock.NIF")), "mod2 rock");
+  EXPECT_EQ(read_file(m.bpath("game/Data/Meshes/rock.nif")), "game rock");
+  // The deleted mesh is gone in every tree's spelling (the game's own too).
+  struct stat st;
+  EXPECT_EQ(errno_of(::stat((m.mnt() + "/Data/Meshes/rock.nif").c_str(), &st)), Errno(ENOENT));
+  EXPECT_EQ(errno_of(::stat((m.mnt() + "/DATA/meshes/Rock.NIF").c_str(), &st)), Errno(ENOENT));
 }
 
 }  // namespace

@@ -1,0 +1,160 @@
+// The changes a writable union (fs/union_fs.h) makes in its upper tree beyond a mount's own:
+// names made over whiteouts, removals that leave whiteouts, copy-ups (docs/union.md, "Writes go
+// to the upper tree only"). Each runs under the directory's write lock, as every change of names
+// does, so no lookup of this tree sees one of its steps; each step on disk is one system call
+// that leaves the union showing either the old state or the new one.
+// The lock order is in filesystem.h.
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+
+#include "backing/copy_up.h"
+#include "backing/dir_reader.h"
+#include "backing/union_format.h"
+#include "fs/dir_lock.h"
+#include "fs/filesystem.h"
+
+namespace foldfs::fs {
+
+using backing::SharedFd;
+using backing::UniqueFd;
+
+void Filesystem::serve_as_union_upper(UniqueFd work_dir) {
+  union_upper_ = true;
+  work_dir_ = std::move(work_dir);
+}
+
+bool Filesystem::whiteout_at(int dirfd, const std::string& name) const {
+  struct stat st;
+  return union_upper_ && ::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+         backing::is_whiteout(st);
+}
+
+// Unique in this process. A crash between making a node under it and moving the node into place
+// leaves the node under this name (an empty file or directory of the caller's, or a whiteout).
+std::string Filesystem::temporary_name() {
+  static std::atomic<uint64_t> next{0};
+  return ".foldfs-new." + std::to_string(::getpid()) + "." + std::to_string(next++);
+}
+
+// A file takes the whiteout's place by one rename (a non-directory replaces a non-directory). A
+// directory cannot replace a device: it is made opaque, exchanged with the whiteout, and the
+// whiteout (now under the temporary name) removed. Where the filesystem cannot exchange, the
+// whiteout goes first: a crash in between shows the lower trees' entry again.
+int Filesystem::replace_whiteout(int dirfd, const std::string& made, const std::string& whiteout,
+                                 bool is_dir) {
+  if (!is_dir) return ::renameat(dirfd, made.c_str(), dirfd, whiteout.c_str()) == 0 ? 0 : errno;
+  UniqueFd sub(::openat(dirfd, made.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!sub.valid()) return errno;
+  if (int err = backing::make_opaque(sub.get()); err != 0) return err;
+  if (::renameat2(dirfd, made.c_str(), dirfd, whiteout.c_str(), RENAME_EXCHANGE) == 0) {
+    ::unlinkat(dirfd, made.c_str(), 0);
+    return 0;
+  }
+  if (errno != EINVAL) return errno;
+  if (::unlinkat(dirfd, whiteout.c_str(), 0) != 0) return errno;
+  return ::renameat(dirfd, made.c_str(), dirfd, whiteout.c_str()) == 0 ? 0 : errno;
+}
+
+// Renames `from` to `to` in `dirfd` without replacing anything. Where the filesystem has no
+// RENAME_NOREPLACE (bindfs), the check and the rename are two steps: the caller holds the
+// directory's write lock, so only a change made outside the mount can come between them.
+int Filesystem::rename_keeping(int dirfd, const std::string& from, const std::string& to) {
+  if (::renameat2(dirfd, from.c_str(), dirfd, to.c_str(), RENAME_NOREPLACE) == 0) return 0;
+  if (errno != EINVAL) return errno;
+  struct stat st;
+  if (::fstatat(dirfd, to.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return EEXIST;
+  return ::renameat(dirfd, from.c_str(), dirfd, to.c_str()) == 0 ? 0 : errno;
+}
+
+int Filesystem::clear_whiteouts(int dirfd, const std::string& name) {
+  UniqueFd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!sub.valid()) return errno;
+  std::vector<backing::DirEntry> entries;
+  if (int err = backing::read_directory(sub.get(), &entries); err != 0) return err;
+  for (const auto& e : entries) {
+    if (!whiteout_at(sub.get(), e.name)) return ENOTEMPTY;
+  }
+  for (const auto& e : entries) {
+    if (::unlinkat(sub.get(), e.name.c_str(), 0) != 0 && errno != ENOENT) return errno;
+  }
+  return 0;
+}
+
+int Filesystem::remove_leaving_whiteout(uint64_t parent, std::string_view name, bool is_dir) {
+  if (!union_upper_) return EINVAL;
+  std::shared_ptr<Inode> dir;
+  SharedFd dirfd;
+  if (int err = begin_change(parent, &dir, &dirfd); err != 0) return err;
+  DirLock lock(*dir->dir, DirLock::kWrite);
+  const names::FoldedName folded(name, rules());
+  std::string stored;
+  int err = resolve(dir, dirfd->get(), folded, &stored);
+  if (err != 0 && err != ENOENT) return err;
+  const int fd = dirfd->get();
+  if (err == ENOENT) {
+    stored = std::string(name);
+    if ((err = backing::make_whiteout(fd, stored)) != 0) return err;
+    index_change(*dir, fd, stored, {});
+    note_change(*dir, folded, {}, true);
+    return 0;
+  }
+  struct stat st;
+  if (::fstatat(fd, stored.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return errno;
+  if (backing::is_whiteout(st)) return ENOENT;
+  if (is_dir != S_ISDIR(st.st_mode)) return is_dir ? ENOTDIR : EISDIR;
+  if (is_dir && (err = clear_whiteouts(fd, stored)) != 0) return err;
+  // The whiteout is made aside and exchanged with the name: the name never shows the lower
+  // trees' entry. Without exchange, removal first, then the whiteout.
+  const std::string aside = temporary_name();
+  if ((err = backing::make_whiteout(fd, aside)) != 0) return err;
+  if (::renameat2(fd, aside.c_str(), fd, stored.c_str(), RENAME_EXCHANGE) == 0) {
+    err = ::unlinkat(fd, aside.c_str(), is_dir ? AT_REMOVEDIR : 0) == 0 ? 0 : errno;
+  } else {
+    err = errno;
+    ::unlinkat(fd, aside.c_str(), 0);
+    if (err == EINVAL) {
+      err = ::unlinkat(fd, stored.c_str(), is_dir ? AT_REMOVEDIR : 0) == 0
+                ? backing::make_whiteout(fd, stored)
+                : errno;
+    }
+  }
+  if (err != 0) return err;
+  note_change(*dir, folded, stored, true);
+  return 0;
+}
+
+int Filesystem::copy_in(uint64_t parent, std::string_view name, int lower_dir,
+                        const std::string& lower_name, EntryOut* out) {
+  if (!union_upper_) return EINVAL;
+  std::shared_ptr<Inode> dir;
+  SharedFd dirfd;
+  if (int err = begin_change(parent, &dir, &dirfd); err != 0) return err;
+  DirLock lock(*dir->dir, DirLock::kWrite);
+  const names::FoldedName folded(name, rules());
+  std::string stored;
+  int err = resolve(dir, dirfd->get(), folded, &stored);
+  if (err == 0) return EEXIST;
+  if (err != ENOENT) return err;
+  const int fd = dirfd->get();
+  const std::string copy(name);
+  struct stat st;
+  if ((err = backing::copy_up(lower_dir, lower_name, fd, copy, &st, {}, work_dir_.get())) != 0) {
+    return err;
+  }
+  index_change(*dir, fd, copy, {});
+  note_change(*dir, folded, {}, false);
+  return enter_name(*dir, fd, copy, out, st);
+}
+
+int Filesystem::descriptor(uint64_t ino, SharedFd* out) {
+  std::shared_ptr<Inode> node;
+  return inode_and_fd(ino, &node, out);
+}
+
+}  // namespace foldfs::fs

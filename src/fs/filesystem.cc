@@ -813,6 +813,9 @@ int Filesystem::read_union_part(uint64_t ino, size_t tree, std::vector<backing::
   SharedFd fd = path_fd(dir, &err);
   if (!fd) return err;
   if ((err = backing::read_directory(fd->get(), entries)) != 0) return err;
+  if (union_upper_) {  // a node a crash left under its temporary name is not the union's
+    std::erase_if(*entries, [](const backing::DirEntry& e) { return is_temporary_name(e.name); });
+  }
   *part = union_part(fd->get(), tree, *entries);
   return 0;
 }

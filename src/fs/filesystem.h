@@ -310,6 +310,7 @@ class Filesystem : public Operations, private OutsideWatch::Listener {
   int replace_whiteout(int dirfd, const std::string& made, const std::string& whiteout,
                        bool is_dir);
   static std::string temporary_name();
+  static bool is_temporary_name(std::string_view name);
   static int rename_keeping(int dirfd, const std::string& from, const std::string& to);
   // Removes the whiteouts a directory `name` of `dirfd` holds; ENOTEMPTY if it holds anything
   // else.

@@ -36,10 +36,20 @@ bool Filesystem::whiteout_at(int dirfd, const std::string& name) const {
 }
 
 // Unique in this process. A crash between making a node under it and moving the node into place
-// leaves the node under this name (an empty file or directory of the caller's, or a whiteout).
+// leaves the node under this name (an empty file or directory of the caller's, or a whiteout):
+// the union does not list it (read_union_part), and kernel overlayfs would.
+namespace {
+constexpr std::string_view kTemporaryPrefix = ".foldfs-new.";
+}
+
 std::string Filesystem::temporary_name() {
   static std::atomic<uint64_t> next{0};
-  return ".foldfs-new." + std::to_string(::getpid()) + "." + std::to_string(next++);
+  return std::string(kTemporaryPrefix) + std::to_string(::getpid()) + "." +
+         std::to_string(next++);
+}
+
+bool Filesystem::is_temporary_name(std::string_view name) {
+  return name.substr(0, kTemporaryPrefix.size()) == kTemporaryPrefix;
 }
 
 // A file takes the whiteout's place by one rename (a non-directory replaces a non-directory). A

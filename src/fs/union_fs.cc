@@ -349,8 +349,7 @@ int UnionFilesystem::find(const Context& ctx, const std::vector<Part>& dir, std:
 int UnionFilesystem::find_by_listing(const Context& ctx, const std::vector<Part>& dir,
                                      std::string_view name, Found* found) {
   names::UnionDir merged;
-  std::vector<TreeNames> names;
-  if (int err = merge(dir, &merged, &names); err != 0) return err;
+  if (int err = merge(dir, &merged); err != 0) return err;
   const names::FoldRules rules{};
   const names::FoldedName wanted(name, rules);
   const names::UnionEntry* chosen = nullptr;
@@ -395,19 +394,14 @@ int UnionFilesystem::find_by_listing(const Context& ctx, const std::vector<Part>
 // ---------------------------------------------------------------------------------------------
 // Listings
 
-int UnionFilesystem::merge(const std::vector<Part>& dir, names::UnionDir* merged,
-                           std::vector<TreeNames>* names) {
+int UnionFilesystem::merge(const std::vector<Part>& dir, names::UnionDir* merged) {
   std::vector<names::UnionPart> parts;
-  names->assign(trees_.size(), {});
   for (const Part& p : dir) {
     std::vector<Item> items;
     names::UnionPart part;
     if (int err = trees_[p.tree]->read_union_part(p.id, p.tree, &items, &part); err != 0) {
       return err;
     }
-    TreeNames& here = (*names)[p.tree];
-    here.reserve(items.size());
-    for (Item& item : items) here.emplace(item.name, std::move(item));
     parts.push_back(std::move(part));
     if (parts.back().opaque) break;
   }
@@ -428,13 +422,11 @@ int UnionFilesystem::listing(uint64_t ino, off_t offset,
     if (*out) return 0;
   }
   names::UnionDir merged;
-  std::vector<TreeNames> names;
-  if (int err = merge(parts_of(*dir), &merged, &names); err != 0) return err;
+  if (int err = merge(parts_of(*dir), &merged); err != 0) return err;
   auto items = std::make_shared<std::vector<Item>>();
   items->reserve(merged.entries.size());
-  for (const names::UnionEntry& e : merged.entries) {
-    const auto it = names[e.tree].find(e.name);
-    items->push_back(it != names[e.tree].end() ? it->second : Item{e.name, 0, DT_UNKNOWN});
+  for (names::UnionEntry& e : merged.entries) {
+    items->push_back(Item{std::move(e.name), e.ino, e.type});
   }
   MutexLock lock(mutex_);
   dir->listing = items;

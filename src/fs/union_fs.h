@@ -184,9 +184,8 @@ class UnionFilesystem : public Operations {
   int enter(Found&& found, EntryOut* out) EXCLUDES(mutex_);
   void give_back(const std::vector<Part>& held);
 
-  // The merged listing of `dir`, and each tree's names with their d_ino and type.
-  using TreeNames = std::unordered_map<std::string, Item>;
-  int merge(const std::vector<Part>& dir, names::UnionDir* merged, std::vector<TreeNames>* names);
+  // The merged listing of `dir`.
+  int merge(const std::vector<Part>& dir, names::UnionDir* merged);
   int listing(uint64_t ino, off_t offset, std::shared_ptr<const std::vector<Item>>* out);
 
   // Entries that arrive without a lookup.

@@ -27,7 +27,7 @@ names::UnionPart union_part(int dirfd, size_t tree, const std::vector<backing::D
   names::UnionPart part;
   part.tree = tree;
   part.entries.reserve(entries.size());
-  for (const auto& e : entries) part.entries.push_back({e.name, kind_of(dirfd, e)});
+  for (const auto& e : entries) part.entries.push_back({e.name, kind_of(dirfd, e), e.ino, e.type});
   part.opaque = backing::is_opaque(dirfd);
   return part;
 }

@@ -250,8 +250,7 @@ int UnionFilesystem::remove(const Context& ctx, uint64_t parent, std::string_vie
     err = want_dir ? ENOTDIR : EISDIR;
   } else if (want_dir) {  // empty as the union shows it: whiteouts and hidden names aside
     names::UnionDir merged;
-    std::vector<TreeNames> names;
-    err = merge(found.parts, &merged, &names);
+    err = merge(found.parts, &merged);
     if (err == 0 && !merged.entries.empty()) err = ENOTEMPTY;
   }
   const bool lower = err == 0 && lower_trees_show(ctx, parent, found.stored);
@@ -311,8 +310,7 @@ int UnionFilesystem::rename(const Context& ctx, uint64_t parent, std::string_vie
   const bool replaces_dir = target && !(flags & RENAME_EXCHANGE) && is_dir(dst.entry);
   if (replaces_dir) {  // empty as the union shows it, as rmdir asks
     names::UnionDir merged;
-    std::vector<TreeNames> names;
-    if ((err = merge(dst.parts, &merged, &names)) != 0) return done(err);
+    if ((err = merge(dst.parts, &merged)) != 0) return done(err);
     if (!merged.entries.empty()) return done(ENOTEMPTY);
   }
   if (target && has_lower_part(dst) && (flags & RENAME_EXCHANGE)) return done(EXDEV);

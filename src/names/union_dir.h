@@ -31,6 +31,8 @@ enum class UnionKind : uint8_t { kOther, kDirectory, kWhiteout };
 struct UnionPartEntry {
   std::string name;
   UnionKind kind = UnionKind::kOther;
+  uint64_t ino = 0;        // as the tree's directory lists it (d_ino), carried to the listing
+  unsigned char type = 0;  // its DT_ type, likewise
 };
 
 // The directory as one tree holds it. Parts are given highest tree first.
@@ -56,6 +58,8 @@ struct UnionEntry {
   // Lower trees' names under the same key that this entry hides (a directory's merged parts
   // are not hidden), in tree order.
   std::vector<UnionName> hidden;
+  uint64_t ino = 0;        // the deciding tree's d_ino
+  unsigned char type = 0;  // and DT_ type
 };
 
 struct UnionWhiteout {

@@ -11,7 +11,9 @@
 
 #include <atomic>
 #include <cctype>
+#include <cstring>
 #include <map>
+#include <mutex>
 #include <fstream>
 #include <random>
 #include <string>
@@ -194,6 +196,13 @@ TEST_F(UnionFsWritesTest, ConcurrentChangesInRandomSpellingsMatchAModel) {
   const std::string before = fs_->stats_text();
   std::atomic<int> failures{0};
   std::atomic<bool> done{false};
+  std::mutex said_mutex;
+  std::vector<std::string> said;  // the first failures, for the message
+  auto fail = [&](const std::string& what) {
+    failures++;
+    std::lock_guard<std::mutex> lock(said_mutex);
+    if (said.size() < 10) said.push_back(what);
+  };
   auto spell = [](std::mt19937& rng, int n) {
     std::string name = "tex" + std::to_string(n) + ".dds";
     for (char& c : name) c = rng() % 2 ? static_cast<char>(std::toupper(c)) : c;
@@ -208,7 +217,7 @@ TEST_F(UnionFsWritesTest, ConcurrentChangesInRandomSpellingsMatchAModel) {
       EntryOut data, textures;
       if (Lookup(Operations::kRootId, "data", &data) != 0 ||
           Lookup(data.ino, "TEXTURES", &textures) != 0) {
-        failures++;
+        fail("lookup of the directories");
         return;
       }
       for (int i = 0; i < 150; ++i) {
@@ -218,21 +227,27 @@ TEST_F(UnionFsWritesTest, ConcurrentChangesInRandomSpellingsMatchAModel) {
         switch (rng() % 3) {
           case 0: {  // write the whole file (a copy-up first where a lower tree has it)
             const std::string text = "t" + std::to_string(t) + "." + std::to_string(i);
-            if (Put(textures.ino, name, text) != 0) failures++;
+            if (int err = Put(textures.ino, name, text); err != 0) {
+              fail("write " + name + ": " + std::strerror(err));
+            }
             model[n] = text;
             break;
           }
           case 1:  // remove it (a whiteout where a lower tree shows it)
-            if (fs_->unlink(Context{}, textures.ino, name) != (exists ? 0 : ENOENT)) failures++;
+            if (int err = fs_->unlink(Context{}, textures.ino, name); err != (exists ? 0 : ENOENT)) {
+              fail("unlink " + name + ": " + std::strerror(err));
+            }
             model.erase(n);
             break;
           default: {  // read it
             EntryOut file;
             const int err = Lookup(textures.ino, name, &file);
             if (err != (exists ? 0 : ENOENT)) {
-              failures++;
+              fail("lookup " + name + ": " + std::strerror(err));
             } else if (err == 0) {
-              if (ReadAll(file.ino) != model[n]) failures++;
+              if (const std::string got = ReadAll(file.ino); got != model[n]) {
+                fail("read " + name + ": " + got + " instead of " + model[n]);
+              }
               fs_->forget(file.ino, 1);
             }
           }
@@ -247,7 +262,7 @@ TEST_F(UnionFsWritesTest, ConcurrentChangesInRandomSpellingsMatchAModel) {
       EntryOut data, textures;
       if (Lookup(Operations::kRootId, "Data", &data) != 0) continue;
       if (Lookup(data.ino, "textures", &textures) == 0) {
-        if (List(textures.ino).size() > 20) failures++;
+        if (List(textures.ino).size() > 20) fail("listing");
         fs_->forget(textures.ino, 1);
       }
       fs_->forget(data.ino, 1);
@@ -256,7 +271,7 @@ TEST_F(UnionFsWritesTest, ConcurrentChangesInRandomSpellingsMatchAModel) {
   for (auto& th : threads) th.join();
   done = true;
   reader.join();
-  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(failures.load(), 0) << ::testing::PrintToString(said);
   const std::string after = fs_->stats_text();
   EXPECT_EQ(Stat(after, "union_nodes"), 1u) << after;
   for (const char* tree : {"tree1_inodes", "tree2_inodes"}) {

@@ -167,8 +167,8 @@ struct UnionWalk {
         list_beneath(roots[at.tree].get(), at.rel, "'" + at.rel + "' in '" + trees[at.tree] + "'",
                      &entries, &errors);
     if (!dir.valid()) return false;
-    *part = fs::union_part(dir.get(), at.tree, entries);
     names += entries.size();
+    *part = fs::union_part(dir.get(), at.tree, std::move(entries));
     return true;
   }
 

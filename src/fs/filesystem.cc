@@ -805,18 +805,18 @@ size_t Filesystem::count_equivalents(const std::shared_ptr<Inode>& dir, int dirf
   return count;
 }
 
-int Filesystem::read_union_part(uint64_t ino, size_t tree, std::vector<backing::DirEntry>* entries,
-                                names::UnionPart* part) {
+int Filesystem::read_union_part(uint64_t ino, size_t tree, names::UnionPart* part) {
   std::shared_ptr<Inode> dir;
   if (int err = dir_inode(ino, &dir); err != 0) return err;
   int err = 0;
   SharedFd fd = path_fd(dir, &err);
   if (!fd) return err;
-  if ((err = backing::read_directory(fd->get(), entries)) != 0) return err;
+  std::vector<backing::DirEntry> entries;
+  if ((err = backing::read_directory(fd->get(), &entries)) != 0) return err;
   if (union_upper_) {  // a node a crash left under its temporary name is not the union's
-    std::erase_if(*entries, [](const backing::DirEntry& e) { return is_temporary_name(e.name); });
+    std::erase_if(entries, [](const backing::DirEntry& e) { return is_temporary_name(e.name); });
   }
-  *part = union_part(fd->get(), tree, *entries);
+  *part = union_part(fd->get(), tree, std::move(entries));
   return 0;
 }
 

@@ -165,10 +165,10 @@ class Filesystem : public Operations, private OutsideWatch::Listener {
                      std::string* found, size_t* equivalents);
   // Whether the directory `ino` is opaque in a union (backing/union_format.h).
   bool opaque(uint64_t ino);
-  // The directory `ino` as part `tree` of a union's merged directory (fs/union_parts.h), and its
-  // entries as listed. 0 or an errno.
-  int read_union_part(uint64_t ino, size_t tree, std::vector<backing::DirEntry>* entries,
-                      names::UnionPart* part);
+  // The directory `ino` as part `tree` of a union's merged directory (fs/union_parts.h): its
+  // entries as listed (with their d_ino and type), which are whiteouts and directories, whether it
+  // is opaque. 0 or an errno.
+  int read_union_part(uint64_t ino, size_t tree, names::UnionPart* part);
 
   // For the upper tree of a writable union (fs/union_fs.h, docs/union.md "Writes go to the upper
   // tree only"). After serve_as_union_upper(), a name made where a whiteout of its key stands

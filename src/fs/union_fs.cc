@@ -397,15 +397,14 @@ int UnionFilesystem::find_by_listing(const Context& ctx, const std::vector<Part>
 int UnionFilesystem::merge(const std::vector<Part>& dir, names::UnionDir* merged) {
   std::vector<names::UnionPart> parts;
   for (const Part& p : dir) {
-    std::vector<Item> items;
     names::UnionPart part;
-    if (int err = trees_[p.tree]->read_union_part(p.id, p.tree, &items, &part); err != 0) {
+    if (int err = trees_[p.tree]->read_union_part(p.id, p.tree, &part); err != 0) {
       return err;
     }
     parts.push_back(std::move(part));
     if (parts.back().opaque) break;
   }
-  *merged = names::merge_union_dir(parts, names::FoldRules{});
+  *merged = names::merge_union_dir(std::move(parts), names::FoldRules{});
   return 0;
 }
 
@@ -554,12 +553,11 @@ int UnionFilesystem::path_in_tree(const Context& ctx, size_t tree, uint64_t dir,
     EntryOut up;
     if ((err = t.lookup(ctx, here, "..", &up)) != 0) break;
     held.push_back(up.ino);
-    std::vector<Item> items;
-    names::UnionPart ignored;
-    if ((err = t.read_union_part(up.ino, tree, &items, &ignored)) != 0) break;
-    const auto it =
-        std::find_if(items.begin(), items.end(), [&](const Item& i) { return i.ino == st.st_ino; });
-    if (it == items.end()) {
+    names::UnionPart listed;
+    if ((err = t.read_union_part(up.ino, tree, &listed)) != 0) break;
+    const auto it = std::find_if(listed.entries.begin(), listed.entries.end(),
+                                 [&](const names::UnionPartEntry& e) { return e.ino == st.st_ino; });
+    if (it == listed.entries.end()) {
       err = ESTALE;  // moved meanwhile
       break;
     }

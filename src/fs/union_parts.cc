@@ -23,11 +23,14 @@ names::UnionKind kind_of(int dirfd, const backing::DirEntry& e) {
 
 }  // namespace
 
-names::UnionPart union_part(int dirfd, size_t tree, const std::vector<backing::DirEntry>& entries) {
+names::UnionPart union_part(int dirfd, size_t tree, std::vector<backing::DirEntry>&& entries) {
   names::UnionPart part;
   part.tree = tree;
   part.entries.reserve(entries.size());
-  for (const auto& e : entries) part.entries.push_back({e.name, kind_of(dirfd, e), e.ino, e.type});
+  for (auto& e : entries) {
+    const names::UnionKind kind = kind_of(dirfd, e);
+    part.entries.push_back({std::move(e.name), kind, e.ino, e.type});
+  }
   part.opaque = backing::is_opaque(dirfd);
   return part;
 }

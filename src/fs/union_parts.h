@@ -15,6 +15,7 @@ namespace foldfs::fs {
 // `entries`: the directory `dirfd` as read_directory() listed it. An entry whose type the listing
 // does not give (DT_UNKNOWN), or a character device, is looked at (never followed); one gone
 // meanwhile counts as a plain name.
-names::UnionPart union_part(int dirfd, size_t tree, const std::vector<backing::DirEntry>& entries);
+// The names are moved out of `entries`.
+names::UnionPart union_part(int dirfd, size_t tree, std::vector<backing::DirEntry>&& entries);
 
 }  // namespace foldfs::fs

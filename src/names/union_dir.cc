@@ -66,8 +66,9 @@ struct Decision {
 // The merge of one key: `group` holds one part's names of it (sorted), parts visited in order.
 class KeyMerge {
  public:
-  KeyMerge(UnionDir* out, std::vector<size_t>* collision_parts)
-      : out_(out), collision_parts_(collision_parts) {}
+  // `may_move`: the names of the parts may be moved out (each entry is visited once).
+  KeyMerge(UnionDir* out, std::vector<size_t>* collision_parts, bool may_move)
+      : out_(out), collision_parts_(collision_parts), may_move_(may_move) {}
 
   void part(const UnionPart& part, size_t part_index, const Group& group) {
     names_.clear();  // the group without whiteouts: a name beside a whiteout wins over it
@@ -109,9 +110,10 @@ class KeyMerge {
     }
     d_.index = out_->entries.size();
     for (const UnionPartEntry* e : names_) {
-      UnionEntry entry{e->name, part.tree, e->kind == UnionKind::kDirectory, {}, {}, e->ino,
-                       e->type};
+      UnionEntry entry{{}, part.tree, e->kind == UnionKind::kDirectory, {}, {}, e->ino, e->type};
       if (entry.directory) entry.parts.push_back({part.tree, e->name});
+      // Moving is allowed only for parts merge_union_dir() was given to own (its rvalue form).
+      entry.name = may_move_ ? std::move(const_cast<UnionPartEntry*>(e)->name) : e->name;
       out_->entries.push_back(std::move(entry));
     }
     d_.merging = out_->entries[d_.index].directory;
@@ -133,6 +135,7 @@ class KeyMerge {
 
   UnionDir* const out_;
   std::vector<size_t>* const collision_parts_;
+  const bool may_move_;
   Decision d_;
   Group names_;
 };
@@ -150,16 +153,16 @@ void sort_moving_once(std::vector<T>* v, Less less) {
   *v = std::move(sorted);
 }
 
-}  // namespace
-
-UnionDir merge_union_dir(const std::vector<UnionPart>& parts, FoldRules rules) {
+// The merge. `may_move`: the entries' names may be moved out of `parts`.
+UnionDir merge(const std::vector<UnionPart>& parts, FoldRules rules, bool may_move) {
   UnionDir out;
+
   std::string arena;
   const std::vector<Keyed> all = sorted_by_key(parts, rules, &arena);
   std::vector<size_t> collision_parts;  // the part of each collision, to order them
   Group group;
   for (size_t i = 0; i < all.size();) {
-    KeyMerge key(&out, &collision_parts);
+    KeyMerge key(&out, &collision_parts, may_move);
     size_t end = i;
     while (end < all.size() && all[end].hash == all[i].hash && all[end].key == all[i].key) {
       const size_t part = all[end].part;
@@ -190,6 +193,16 @@ UnionDir merge_union_dir(const std::vector<UnionPart>& parts, FoldRules rules) {
     return a.whiteout.name < b.whiteout.name;
   });
   return out;
+}
+
+}  // namespace
+
+UnionDir merge_union_dir(const std::vector<UnionPart>& parts, FoldRules rules) {
+  return merge(parts, rules, false);
+}
+
+UnionDir merge_union_dir(std::vector<UnionPart>&& parts, FoldRules rules) {
+  return merge(parts, rules, true);
 }
 
 }  // namespace foldfs::names

@@ -80,5 +80,7 @@ struct UnionDir {
 };
 
 UnionDir merge_union_dir(const std::vector<UnionPart>& parts, FoldRules rules);
+// The same, moving the listed names out of `parts` instead of copying them.
+UnionDir merge_union_dir(std::vector<UnionPart>&& parts, FoldRules rules);
 
 }  // namespace foldfs::names

@@ -78,7 +78,7 @@ inline void WalkMerge(const std::vector<std::string>& trees,
     ASSERT_TRUE(fd.valid()) << trees[tree] << "/" << path;
     std::vector<backing::DirEntry> entries;
     ASSERT_EQ(backing::read_directory(fd.get(), &entries), 0);
-    parts.push_back(fs::union_part(fd.get(), tree, entries));
+    parts.push_back(fs::union_part(fd.get(), tree, std::move(entries)));
     if (parts.back().opaque) break;
   }
   auto path_in = [&](size_t tree) {

@@ -180,7 +180,10 @@ class Filesystem : public Operations, private OutsideWatch::Listener {
   // `name` where nothing of its key is stored. With the daemon's rights: the kernel has checked
   // the caller's (default_permissions). `is_dir`: rmdir's rules (the directory may hold
   // whiteouts only), else unlink's.
-  int remove_leaving_whiteout(uint64_t parent, std::string_view name, bool is_dir);
+  // `whole_tree`: a directory goes with everything in it (a directory the union moved by copying
+  // it elsewhere).
+  int remove_leaving_whiteout(uint64_t parent, std::string_view name, bool is_dir,
+                              bool whole_tree = false);
   // Copies `lower_name` of the directory `lower_dir` (another tree's, any descriptor) into
   // `parent` as `name` (backing/copy_up.h), taking the copy into the index and the kernel record
   // as a name made through the mount. *out: the copy's entry (one lookup). EEXIST when `parent`
@@ -189,6 +192,11 @@ class Filesystem : public Operations, private OutsideWatch::Listener {
               EntryOut* out);
   // A descriptor of the file `ino` (O_PATH). 0 or an errno.
   int descriptor(uint64_t ino, backing::SharedFd* out);
+  // A name for a node being made that the union does not list (a crash may leave it behind).
+  static std::string temporary_name();
+  // Removes the directory `name` of `dirfd` and everything in it (never following a symlink),
+  // with the daemon's rights.
+  static int remove_tree(int dirfd, const std::string& name, size_t depth = 0);
   // rename()'s flag for a union: the source's name is left as a whiteout (the kernel's
   // RENAME_WHITEOUT, made with the daemon's rights). Only on a union's upper tree.
   static constexpr unsigned int kRenameWhiteout = 1u << 2;
@@ -309,12 +317,12 @@ class Filesystem : public Operations, private OutsideWatch::Listener {
   bool whiteout_at(int dirfd, const std::string& name) const;
   int replace_whiteout(int dirfd, const std::string& made, const std::string& whiteout,
                        bool is_dir);
-  static std::string temporary_name();
   static bool is_temporary_name(std::string_view name);
   static int rename_keeping(int dirfd, const std::string& from, const std::string& to);
   // Removes the whiteouts a directory `name` of `dirfd` holds; ENOTEMPTY if it holds anything
   // else.
   int clear_whiteouts(int dirfd, const std::string& name);
+
   int scan_directory(
       const std::shared_ptr<Inode>& dir, off_t offset,
       const std::function<bool(int, const char*, uint64_t, unsigned char, off_t)>& visit,

@@ -223,6 +223,15 @@ class UnionFilesystem : public Operations {
   int make_in_upper(const Context& ctx, uint64_t parent, std::string_view name,
                     const std::function<int(uint64_t upper_dir, EntryOut*)>& make, EntryOut* out);
   int remove(const Context& ctx, uint64_t parent, std::string_view name, bool is_dir);
+  // Copies what the union shows of `what` (found in the merged directory whose parts are
+  // `from_parent`), a directory with everything in it, into the upper directory `into` as `name`;
+  // directories copied are opaque: the copy alone is what they hold.
+  int copy_tree(const Context& ctx, const std::vector<Part>& from_parent, const Found& what,
+                uint64_t into, const std::string& name, size_t depth);
+  // rename() of a directory that has lower parts: copied whole to the new name, then the old
+  // name removed, leaving a whiteout.
+  int rename_by_copy(const Context& ctx, uint64_t parent, const Found& src, uint64_t newparent,
+                     const std::string& target_name, bool target_has_lower_parts);
   // The kernel drops every dentry of the mount (a change a lower tree's record covers).
   void invalidate_all();
   // Serializes the union's changes (each is several steps across trees). Taken before any tree's

@@ -18,6 +18,8 @@ bool is_dir(const EntryOut& e) {
   return S_ISDIR(e.attr.st_mode);
 }
 
+constexpr size_t kMaxCopyDepth = 4096;  // bounds a copy of a tree whose directories would loop
+
 bool writes(int flags) {
   return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
 }
@@ -305,8 +307,8 @@ int UnionFilesystem::rename(const Context& ctx, uint64_t parent, std::string_vie
   auto has_lower_part = [](const Found& f) {
     return is_dir(f.entry) && (f.parts.size() > 1 || f.parts.front().tree != 0);
   };
-  if (has_lower_part(src)) return done(EXDEV);
   if (target && src.parts.front() == dst.parts.front()) return done(0);  // one entry, two names
+  if (has_lower_part(src) && (flags & RENAME_EXCHANGE)) return done(EXDEV);
   const bool replaces_dir = target && !(flags & RENAME_EXCHANGE) && is_dir(dst.entry);
   if (replaces_dir) {  // empty as the union shows it, as rmdir asks
     names::UnionDir merged;
@@ -314,6 +316,12 @@ int UnionFilesystem::rename(const Context& ctx, uint64_t parent, std::string_vie
     if (!merged.entries.empty()) return done(ENOTEMPTY);
   }
   if (target && has_lower_part(dst) && (flags & RENAME_EXCHANGE)) return done(EXDEV);
+
+  if (has_lower_part(src)) {
+    const std::string target_name = target ? dst.stored : std::string(newname);
+    return done(rename_by_copy(ctx, parent, src, newparent, target_name,
+                               target && has_lower_part(dst)));
+  }
 
   bool lower_involved = false;
   Part moved = src.parts.front();
@@ -358,6 +366,74 @@ int UnionFilesystem::rename(const Context& ctx, uint64_t parent, std::string_vie
     invalidate_all();
   }
   return done(0);
+}
+
+// overlayfs without redirect_dir answers EXDEV here, and `mv` then copies and removes; programs
+// that rename by the system call alone (Windows programs under Wine: MoveFileEx) would fail. The
+// union does what mv does, in the upper tree, in an order that never loses anything: the copy is
+// built under a temporary name the union does not list, made opaque, put in place in one step,
+// and only then is the old name removed (its upper part with all it holds) and whited out. A
+// crash leaves the old directory, or both, never neither. Hard links inside are not kept (each
+// name is a copy of its own, as a copy-up makes it); the copies keep their inode numbers.
+int UnionFilesystem::rename_by_copy(const Context& ctx, uint64_t parent, const Found& src,
+                                    uint64_t newparent, const std::string& target_name,
+                                    bool target_has_lower_parts) {
+  uint64_t up_from = 0, up_to = 0;
+  bool copied = false;
+  if (int err = upper_dir(ctx, parent, &up_from, &copied); err != 0) return err;
+  if (int err = upper_dir(ctx, newparent, &up_to, &copied); err != 0) return err;
+  auto from = node(parent);
+  if (!from) return ESTALE;
+  const std::string temp = Filesystem::temporary_name();
+  int err = copy_tree(ctx, parts_of(*from), src, up_to, temp, 0);
+  backing::SharedFd to_fd;
+  if (err == 0 && target_has_lower_parts) {  // an empty merged directory: a whiteout first
+    err = trees_[0]->remove_leaving_whiteout(up_to, target_name, true);
+  }
+  if (err == 0) err = trees_[0]->rename(Context{}, up_to, temp, up_to, target_name, 0);
+  if (err != 0) {
+    if (trees_[0]->descriptor(up_to, &to_fd) == 0) Filesystem::remove_tree(to_fd->get(), temp);
+    invalidate_all();
+    return err;
+  }
+  err = trees_[0]->remove_leaving_whiteout(up_from, src.stored, true, true);
+  // Every node the kernel holds in the old directory stands on its old parts: it finds the new
+  // ones by looking up again.
+  invalidate_all();
+  return err;
+}
+
+int UnionFilesystem::copy_tree(const Context& ctx, const std::vector<Part>& from_parent,
+                               const Found& what, uint64_t into, const std::string& name,
+                               size_t depth) {
+  if (depth > kMaxCopyDepth) return ELOOP;
+  const Part decider = what.parts.front();
+  const auto in = std::find_if(from_parent.begin(), from_parent.end(),
+                               [&](const Part& p) { return p.tree == decider.tree; });
+  if (in == from_parent.end()) return ESTALE;
+  backing::SharedFd from_fd;
+  if (int err = trees_[decider.tree]->descriptor(in->id, &from_fd); err != 0) return err;
+  EntryOut made;
+  if (int err = trees_[0]->copy_in(into, name, from_fd->get(), what.stored, &made); err != 0) {
+    return err;
+  }
+  int err = 0;
+  if (is_dir(what.entry)) {
+    backing::SharedFd made_fd;
+    if ((err = trees_[0]->descriptor(made.ino, &made_fd)) == 0) {
+      err = backing::make_opaque(made_fd->get());
+    }
+    names::UnionDir merged;
+    if (err == 0) err = merge(what.parts, &merged);
+    for (size_t i = 0; err == 0 && i < merged.entries.size(); ++i) {
+      Found child;
+      if ((err = find(ctx, what.parts, merged.entries[i].name, &child)) != 0) break;
+      err = copy_tree(ctx, what.parts, child, made.ino, child.stored, depth + 1);
+      give_back(child.held);
+    }
+  }
+  trees_[0]->forget(made.ino, 1);
+  return err;
 }
 
 // ---------------------------------------------------------------------------------------------

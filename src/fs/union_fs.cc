@@ -235,7 +235,9 @@ int UnionFilesystem::enter(Found&& found, EntryOut* out) {
     if (id == kRootId) {
       surplus = std::move(found.held);
     } else {
-      n->parts = found.parts;
+      // Found through an alias (the trees were asked before a copy-up that has happened since):
+      // the node keeps the parts it stands on now.
+      if (n->parts.empty() || n->parts.front() == key) n->parts = found.parts;
       n->nlookup++;
       if (!n->directory && found.parent != 0) {
         n->parent = found.parent;
@@ -269,8 +271,10 @@ void UnionFilesystem::forget(uint64_t ino, uint64_t nlookup) {
     n.nlookup -= std::min(n.nlookup, nlookup);
     if (n.nlookup > 0) return;
     held = std::move(n.held);
-    if (!n.parts.empty()) {
-      auto key = by_decider_.find(n.parts.front());
+    std::vector<Part> keys = n.aliases;
+    if (!n.parts.empty()) keys.push_back(n.parts.front());
+    for (const Part& k : keys) {
+      auto key = by_decider_.find(k);
       if (key != by_decider_.end() && key->second == ino) by_decider_.erase(key);
     }
     nodes_.erase(it);

@@ -147,6 +147,9 @@ class UnionFilesystem : public Operations {
     uint64_t parent = 0;
     std::string name;
     uint64_t shown_ino = 0;  // st_ino shown instead of the decider's (a copy's origin), or 0
+    // Deciding parts it had before a copy-up: a lookup that asked the trees before the copy-up
+    // and enters after it finds this node through them (by_decider_), not a node of its own.
+    std::vector<Part> aliases;
     // The generation replies carry: the first decider's, kept when a copy-up changes the decider
     // (the kernel takes a node id coming back with another generation for a reused one, and
     // fails every open file of the old: EIO).

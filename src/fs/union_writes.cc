@@ -35,7 +35,7 @@ bool UnionFilesystem::restand(Part old, Part upper, uint64_t shown_ino) {
   auto it = by_decider_.find(old);
   if (it == by_decider_.end()) return false;
   std::shared_ptr<Node> n = nodes_.at(it->second);
-  by_decider_.erase(it);
+  n->aliases.push_back(old);  // by_decider_ keeps `old` for lookups that asked before the copy
   by_decider_[upper] = n->id;
   if (n->directory) {
     n->parts.insert(n->parts.begin(), upper);  // the lower parts stay merged below it

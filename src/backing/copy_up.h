@@ -62,7 +62,6 @@ int copy_up(int lower_dir, const std::string& lower_name, int upper_dir,
 
 inline constexpr const char* kCopyUpWorkPrefix = ".foldfs-copy-up.";
 
-
 // Removes what copies interrupted by a crash left in the work directory `work_dir` (the files
 // whose names start with kCopyUpWorkPrefix; nothing else is touched). 0 or an errno.
 int clear_copy_up_leftovers(int work_dir);

@@ -262,8 +262,8 @@ int Filesystem::rename(const Context& ctx, uint64_t parent, std::string_view nam
       S_ISDIR(st.st_mode)) {
     // A directory cannot replace the device a whiteout is: the whiteout goes first, and the
     // directory, now in a place the lower trees have a name of, hides it (opaque).
-    UniqueFd sub(::openat(from_fd->get(), source.c_str(),
-                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    UniqueFd sub(
+        ::openat(from_fd->get(), source.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!sub.valid()) return errno;
     if (int e = backing::make_opaque(sub.get()); e != 0) return e;
     if (::unlinkat(to_fd->get(), target.c_str(), 0) != 0) return errno;

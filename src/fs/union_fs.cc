@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-
 #include <fcntl.h>
 #include <sys/xattr.h>
 
@@ -71,13 +70,13 @@ std::unique_ptr<UnionFilesystem> UnionFilesystem::open(const std::vector<std::st
     if (int err = check_upper_tree(trees.front()); err != 0) {
       *error = "upperdir '" + trees.front() +
                "': its filesystem cannot hold whiteouts (a character device 0/0, as overlayfs "
-               "writes them): " + std::strerror(err);
+               "writes them): " +
+               std::strerror(err);
       return nullptr;
     }
     backing::UniqueFd work;
     if (!options.work_dir.empty()) {
-      work.reset(::open(options.work_dir.c_str(),
-                        O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      work.reset(::open(options.work_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!work.valid() || backing::clear_copy_up_leftovers(work.get()) != 0) {
         *error = "cannot use workdir '" + options.work_dir + "': " + std::strerror(errno);
         return nullptr;
@@ -356,15 +355,15 @@ int UnionFilesystem::find_by_listing(const Context& ctx, const std::vector<Part>
   if (int err = merge(dir, &merged); err != 0) return err;
   const names::FoldRules rules{};
   const names::FoldedName wanted(name, rules);
-  const names::UnionEntry* chosen = nullptr;
-  for (const names::UnionEntry& e : merged.entries) {  // sorted: the first match is the smallest
+  const names::UnionEntry* chosen = nullptr;  // the exact spelling, else the smallest match
+  for (const names::UnionEntry& e : merged.entries) {
     const names::FoldedName folded(e.name, rules);
     if (folded.key() != wanted.key()) continue;
     if (e.name == name) {
       chosen = &e;
       break;
     }
-    if (!chosen) chosen = &e;
+    if (!chosen || e.name < chosen->name) chosen = &e;
   }
   found->timeout = 0;
   if (!chosen) return ENOENT;
@@ -408,7 +407,7 @@ int UnionFilesystem::merge(const std::vector<Part>& dir, names::UnionDir* merged
     parts.push_back(std::move(part));
     if (parts.back().opaque) break;
   }
-  *merged = names::merge_union_dir(std::move(parts), names::FoldRules{});
+  *merged = names::merge_union_dir(std::move(parts), names::FoldRules{}, /*sorted=*/false);
   return 0;
 }
 
@@ -559,8 +558,9 @@ int UnionFilesystem::path_in_tree(const Context& ctx, size_t tree, uint64_t dir,
     held.push_back(up.ino);
     names::UnionPart listed;
     if ((err = t.read_union_part(up.ino, tree, &listed)) != 0) break;
-    const auto it = std::find_if(listed.entries.begin(), listed.entries.end(),
-                                 [&](const names::UnionPartEntry& e) { return e.ino == st.st_ino; });
+    const auto it =
+        std::find_if(listed.entries.begin(), listed.entries.end(),
+                     [&](const names::UnionPartEntry& e) { return e.ino == st.st_ino; });
     if (it == listed.entries.end()) {
       err = ESTALE;  // moved meanwhile
       break;

@@ -1,11 +1,11 @@
 // A case-insensitive union of trees (issue 16, docs/union.md): the Operations of a mount with
 // lowerdir=TOP:...:BOTTOM, and with upperdir= a writable tree above them.
 //
-// Each tree is served by a Filesystem of its own (casefold=all; read-only but the upper tree), which keeps for that
-// tree everything a single-tree mount promises: names and their index, the caches and their
-// coherence with the kernel, outside changes, confinement, handles. This class merges the trees'
-// answers by the union's rules (names/union_dir.h), asking each tree as the kernel would ask a
-// single-tree mount.
+// Each tree is served by a Filesystem of its own (casefold=all; read-only but the upper tree),
+// which keeps for that tree everything a single-tree mount promises: names and their index, the
+// caches and their coherence with the kernel, outside changes, confinement, handles. This class
+// merges the trees' answers by the union's rules (names/union_dir.h), asking each tree as the
+// kernel would ask a single-tree mount.
 //
 // Nodes. A union node is a file of the tree that decides its name, or a merged directory: the
 // directories of its name in each tree, highest first, down to the first opaque one (its parts;

@@ -44,8 +44,7 @@ constexpr std::string_view kTemporaryPrefix = ".foldfs-new.";
 
 std::string Filesystem::temporary_name() {
   static std::atomic<uint64_t> next{0};
-  return std::string(kTemporaryPrefix) + std::to_string(::getpid()) + "." +
-         std::to_string(next++);
+  return std::string(kTemporaryPrefix) + std::to_string(::getpid()) + "." + std::to_string(next++);
 }
 
 bool Filesystem::is_temporary_name(std::string_view name) {
@@ -107,7 +106,7 @@ int Filesystem::remove_tree(int dirfd, const std::string& name, size_t depth) {
     if (::fstatat(sub.get(), e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     const int err = S_ISDIR(st.st_mode) ? remove_tree(sub.get(), e.name, depth + 1)
                     : ::unlinkat(sub.get(), e.name.c_str(), 0) == 0 ? 0
-                                                                     : errno;
+                                                                    : errno;
     if (err != 0 && err != ENOENT) return err;
   }
   return ::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) == 0 ? 0 : errno;

@@ -319,8 +319,8 @@ int UnionFilesystem::rename(const Context& ctx, uint64_t parent, std::string_vie
 
   if (has_lower_part(src)) {
     const std::string target_name = target ? dst.stored : std::string(newname);
-    return done(rename_by_copy(ctx, parent, src, newparent, target_name,
-                               target && has_lower_part(dst)));
+    return done(
+        rename_by_copy(ctx, parent, src, newparent, target_name, target && has_lower_part(dst)));
   }
 
   bool lower_involved = false;
@@ -338,8 +338,7 @@ int UnionFilesystem::rename(const Context& ctx, uint64_t parent, std::string_vie
   bool copied = false;
   if ((err = upper_dir(ctx, parent, &up_from, &copied)) != 0) return done(err);
   if ((err = upper_dir(ctx, newparent, &up_to, &copied)) != 0) return done(err);
-  const bool whiteout =
-      !(flags & RENAME_EXCHANGE) && lower_trees_show(ctx, parent, src.stored);
+  const bool whiteout = !(flags & RENAME_EXCHANGE) && lower_trees_show(ctx, parent, src.stored);
   const std::string target_name = target ? dst.stored : std::string(newname);
   if (replaces_dir && has_lower_part(dst)) {
     // A directory with lower parts is replaced by first becoming a whiteout: the directory moved
@@ -439,8 +438,8 @@ int UnionFilesystem::copy_tree(const Context& ctx, const std::vector<Part>& from
 // ---------------------------------------------------------------------------------------------
 // Changes of files: the upper copy's
 
-int UnionFilesystem::setattr(const Context& ctx, uint64_t ino, const struct stat& attr,
-                             int to_set, const uint64_t* fh, struct stat* out) {
+int UnionFilesystem::setattr(const Context& ctx, uint64_t ino, const struct stat& attr, int to_set,
+                             const uint64_t* fh, struct stat* out) {
   Part up;
   if (int err = writable_part(ctx, ino, &up); err != 0) return err;
   uint64_t inner = 0;
@@ -562,8 +561,8 @@ int UnionFilesystem::fallocate(uint64_t fh, int mode, off_t offset, off_t length
   return trees_[tree_of_fh(fh)]->fallocate(tree_fh(fh), mode, offset, length);
 }
 
-int UnionFilesystem::copy_file_range(uint64_t fh_in, off_t off_in, uint64_t fh_out,
-                                     off_t off_out, size_t len, int flags, size_t* copied) {
+int UnionFilesystem::copy_file_range(uint64_t fh_in, off_t off_in, uint64_t fh_out, off_t off_out,
+                                     size_t len, int flags, size_t* copied) {
   if (tree_of_fh(fh_in) != tree_of_fh(fh_out)) return EXDEV;
   return trees_[tree_of_fh(fh_out)]->copy_file_range(tree_fh(fh_in), off_in, tree_fh(fh_out),
                                                      off_out, len, flags, copied);

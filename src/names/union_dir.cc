@@ -145,8 +145,7 @@ template <typename T, typename Less>
 void sort_moving_once(std::vector<T>* v, Less less) {
   std::vector<size_t> order(v->size());
   std::iota(order.begin(), order.end(), size_t{0});
-  std::sort(order.begin(), order.end(),
-            [&](size_t a, size_t b) { return less((*v)[a], (*v)[b]); });
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return less((*v)[a], (*v)[b]); });
   std::vector<T> sorted;
   sorted.reserve(v->size());
   for (size_t i : order) sorted.push_back(std::move((*v)[i]));
@@ -154,11 +153,12 @@ void sort_moving_once(std::vector<T>* v, Less less) {
 }
 
 // The merge. `may_move`: the entries' names may be moved out of `parts`.
-UnionDir merge(const std::vector<UnionPart>& parts, FoldRules rules, bool may_move) {
+UnionDir merge(const std::vector<UnionPart>& parts, FoldRules rules, bool may_move, bool sorted) {
   UnionDir out;
 
   std::string arena;
   const std::vector<Keyed> all = sorted_by_key(parts, rules, &arena);
+  out.entries.reserve(all.size());
   std::vector<size_t> collision_parts;  // the part of each collision, to order them
   Group group;
   for (size_t i = 0; i < all.size();) {
@@ -187,8 +187,10 @@ UnionDir merge(const std::vector<UnionPart>& parts, FoldRules rules, bool may_mo
   collisions.reserve(order.size());
   for (size_t i : order) collisions.push_back(std::move(out.collisions[i]));
   out.collisions = std::move(collisions);
-  sort_moving_once(&out.entries,
-                   [](const UnionEntry& a, const UnionEntry& b) { return a.name < b.name; });
+  if (sorted) {
+    sort_moving_once(&out.entries,
+                     [](const UnionEntry& a, const UnionEntry& b) { return a.name < b.name; });
+  }
   sort_moving_once(&out.whiteouts, [](const UnionWhiteout& a, const UnionWhiteout& b) {
     return a.whiteout.name < b.whiteout.name;
   });
@@ -198,11 +200,11 @@ UnionDir merge(const std::vector<UnionPart>& parts, FoldRules rules, bool may_mo
 }  // namespace
 
 UnionDir merge_union_dir(const std::vector<UnionPart>& parts, FoldRules rules) {
-  return merge(parts, rules, false);
+  return merge(parts, rules, false, true);
 }
 
-UnionDir merge_union_dir(std::vector<UnionPart>&& parts, FoldRules rules) {
-  return merge(parts, rules, true);
+UnionDir merge_union_dir(std::vector<UnionPart>&& parts, FoldRules rules, bool sorted) {
+  return merge(parts, rules, true, sorted);
 }
 
 }  // namespace foldfs::names

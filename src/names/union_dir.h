@@ -74,13 +74,14 @@ struct UnionCollision {
 };
 
 struct UnionDir {
-  std::vector<UnionEntry> entries;         // sorted bytewise by name
+  std::vector<UnionEntry> entries;         // sorted bytewise by name (unless asked otherwise)
   std::vector<UnionWhiteout> whiteouts;    // sorted bytewise by the whiteout's name
   std::vector<UnionCollision> collisions;  // in part order, then by first name
 };
 
 UnionDir merge_union_dir(const std::vector<UnionPart>& parts, FoldRules rules);
-// The same, moving the listed names out of `parts` instead of copying them.
-UnionDir merge_union_dir(std::vector<UnionPart>&& parts, FoldRules rules);
+// The same, moving the listed names out of `parts` instead of copying them; with `sorted` false
+// the entries come in no particular order (a listing to serve, where sorting would only cost).
+UnionDir merge_union_dir(std::vector<UnionPart>&& parts, FoldRules rules, bool sorted = true);
 
 }  // namespace foldfs::names

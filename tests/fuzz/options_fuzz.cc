@@ -63,8 +63,7 @@ bool same(const Options& a, const Options& b) {
          a.fd_cache_capacity == b.fd_cache_capacity && a.index_budget == b.index_budget &&
          a.debug_no_invalidation == b.debug_no_invalidation && a.mount_flags == b.mount_flags &&
          a.device == b.device && a.casefold_given == b.casefold_given &&
-         a.lower_trees == b.lower_trees && a.upper_tree == b.upper_tree &&
-         a.work_dir == b.work_dir;
+         a.lower_trees == b.lower_trees && a.upper_tree == b.upper_tree && a.work_dir == b.work_dir;
 }
 
 // --- the reference grammar -------------------------------------------------------------------

@@ -12,25 +12,24 @@
 //
 // Names are chosen so that no two fold alike (overlayfs compares bytes): for them a
 // case-insensitive union and overlayfs must agree on everything.
+#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
-
-#include <dirent.h>
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
-#include <vector>
-#include <chrono>
-#include <csignal>
 #include <thread>
-#include <sys/wait.h>
+#include <vector>
 
 #include "harness.h"
 #include "union_walk.h"
@@ -153,8 +152,8 @@ class Changes {
     }
     if (a == 0 && b == 0) ++succeeded_;
     if (a == b) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << *what << ": overlayfs " << std::strerror(a)
-                                         << ", foldfs " << std::strerror(b);
+    return ::testing::AssertionFailure()
+           << *what << ": overlayfs " << std::strerror(a) << ", foldfs " << std::strerror(b);
   }
 
  private:
@@ -183,7 +182,7 @@ class Changes {
     const backing::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW));
     if (!fd.valid()) return errno;
     return ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()) ? 0
-                                                                                           : errno;
+                                                                                            : errno;
   }
   std::string O(const std::string& rel) const { return overlay_ + "/" + rel; }
   // The same path in foldfs, each existing component in a random spelling (a name being made,
@@ -242,7 +241,8 @@ TEST(UnionWrites, TheSameChangesThroughKernelOverlayfsAndFoldfsShowTheSameTree) 
       WalkMount(a.mnt(), "", &before);
       std::string what;
       const auto same_answer = changes.Step(before, &what);
-      if (std::getenv("FOLDFS_TRACE_STEPS")) std::fprintf(stderr, "seed %d step %d: %s\n", seed, step, what.c_str());
+      if (std::getenv("FOLDFS_TRACE_STEPS"))
+        std::fprintf(stderr, "seed %d step %d: %s\n", seed, step, what.c_str());
       EXPECT_TRUE(same_answer) << "step " << step;
       if (!same_answer) ++failures;
       ++steps;
@@ -254,7 +254,8 @@ TEST(UnionWrites, TheSameChangesThroughKernelOverlayfsAndFoldfsShowTheSameTree) 
       WalkMount(a.mnt(), "", &shown_a);
       WalkMount(m.mnt(), "", &shown_b);
       if (shown_a != shown_b && std::getenv("FOLDFS_TRACE_STEPS")) {
-        const RunResult found = run({"sh", "-c", "find " + m.bpath("layers") + " -exec stat -c '%n %F %h %i' {} +"});
+        const RunResult found =
+            run({"sh", "-c", "find " + m.bpath("layers") + " -exec stat -c '%n %F %h %i' {} +"});
         std::fprintf(stderr, "%s", found.out.c_str());
       }
       ASSERT_EQ(shown_a, shown_b) << "after step " << step << " (" << what << ")\noverlayfs:\n"
@@ -451,7 +452,8 @@ TEST_F(UnionWritesMount, AFileKeepsItsInodeNumberAndOpenDescriptorsThroughACopyU
   backing::UniqueFd reader(::open(M("Data/Textures/cloud.DDS").c_str(), O_RDONLY));
   ASSERT_TRUE(reader.valid());
   {
-    const backing::UniqueFd writer(::open(M("DATA/textures/Cloud.dds").c_str(), O_WRONLY | O_APPEND));
+    const backing::UniqueFd writer(
+        ::open(M("DATA/textures/Cloud.dds").c_str(), O_WRONLY | O_APPEND));
     ASSERT_TRUE(writer.valid()) << std::strerror(errno);
     ASSERT_EQ(::write(writer.get(), "+", 1), 1);
   }
@@ -561,7 +563,8 @@ TEST_F(UnionWritesMount, AKilledDaemonLeavesAConsistentUnion) {
   ASSERT_EQ(::mkdir(T("crash").c_str(), 0755), 0);
   Layers layers(T("crash"), 2, true, 77, false);
   std::vector<View> lower_before;
-  for (size_t t = 1; t < layers.trees().size(); ++t) lower_before.push_back(Merge({layers.trees()[t]}));
+  for (size_t t = 1; t < layers.trees().size(); ++t)
+    lower_before.push_back(Merge({layers.trees()[t]}));
   const std::string opts = FoldfsOptions(layers.trees(), T("work"));
   std::mt19937 rng(7);
   int files_checked = 0;

@@ -212,8 +212,8 @@ TEST(Wine, AWindowsProgramFindsLinuxFilesByAnySpelling) {
 TEST(Wine, AGameAndTwoModsThroughAUnionReadOverridesAndWriteSaves) {
   Mount m;
   ASSERT_TRUE(run({"mkdir", "-p", m.bpath("game/Data/Textures"), m.bpath("game/Data/Meshes"),
-                   m.bpath("mod1/data/textures"), m.bpath("mod2/DATA/meshes"),
-                   m.bpath("overwrite"), m.bpath("work")})
+                   m.bpath("mod1/data/textures"), m.bpath("mod2/DATA/meshes"), m.bpath("overwrite"),
+                   m.bpath("work")})
                   .ok());
   ASSERT_EQ(write_file(m.bpath("game/Data/Textures/sky.DDS"), "game sky"), Errno(0));
   ASSERT_EQ(write_file(m.bpath("game/Data/Textures/cloud.dds"), "game cloud"), Errno(0));
@@ -253,11 +253,12 @@ TEST(Wine, AGameAndTwoModsThroughAUnionReadOverridesAndWriteSaves) {
   EXPECT_EQ(names, (std::vector<std::string>{"Sky.dds", "cloud.dds"})) << dir.out;
 
   // The game writes: its saves, a texture it patches, a mesh it deletes; in spellings of its own.
-  RunResult w = wine.wine({"cmd", "/c", "mkdir " + root + "\\Saves && echo slot one> " + root +
-                                            "\\SAVES\\Slot1.sav && echo patched> " + root +
-                                            "\\data\\TEXTURES\\SKY.DDS && del " + root +
-                                            "\\DATA\\Meshes\\ROCK.nif"},
-                          120s);
+  RunResult w =
+      wine.wine({"cmd", "/c",
+                 "mkdir " + root + "\\Saves && echo slot one> " + root +
+                     "\\SAVES\\Slot1.sav && echo patched> " + root +
+                     "\\data\\TEXTURES\\SKY.DDS && del " + root + "\\DATA\\Meshes\\ROCK.nif"},
+                120s);
   EXPECT_TRUE(w.ok()) << w.describe();
   RunResult back = wine.wine({"cmd", "/c", "type", root + "\\saves\\SLOT1.SAV"}, 120s);
   EXPECT_NE(back.out.find("slot one"), std::string::npos) << back.describe();

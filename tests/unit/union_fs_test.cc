@@ -12,9 +12,9 @@
 #include <atomic>
 #include <cctype>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <mutex>
-#include <fstream>
 #include <random>
 #include <string>
 #include <thread>
@@ -234,7 +234,8 @@ TEST_F(UnionFsWritesTest, ConcurrentChangesInRandomSpellingsMatchAModel) {
             break;
           }
           case 1:  // remove it (a whiteout where a lower tree shows it)
-            if (int err = fs_->unlink(Context{}, textures.ino, name); err != (exists ? 0 : ENOENT)) {
+            if (int err = fs_->unlink(Context{}, textures.ino, name);
+                err != (exists ? 0 : ENOENT)) {
               fail("unlink " + name + ": " + std::strerror(err));
             }
             model.erase(n);

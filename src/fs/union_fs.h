@@ -226,6 +226,9 @@ class UnionFilesystem : public Operations {
   int make_in_upper(const Context& ctx, uint64_t parent, std::string_view name,
                     const std::function<int(uint64_t upper_dir, EntryOut*)>& make, EntryOut* out);
   int remove(const Context& ctx, uint64_t parent, std::string_view name, bool is_dir);
+  // What the union enters for a node just made in the upper tree (`entry`: the tree's answer,
+  // one lookup) as `name` in the union directory `parent`.
+  static Found made_in_upper(const EntryOut& entry, std::string_view name, uint64_t parent);
   // Copies what the union shows of `what` (found in the merged directory whose parts are
   // `from_parent`), a directory with everything in it, into the upper directory `into` as `name`;
   // directories copied are opaque: the copy alone is what they hold.

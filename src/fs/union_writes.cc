@@ -174,6 +174,18 @@ int UnionFilesystem::copy_up(const Context& ctx, uint64_t ino, Part* upper) {
 // ---------------------------------------------------------------------------------------------
 // Changes of names
 
+UnionFilesystem::Found UnionFilesystem::made_in_upper(const EntryOut& entry, std::string_view name,
+                                                      uint64_t parent) {
+  Found made;
+  made.parts = {{0, entry.ino}};
+  made.held = made.parts;
+  made.entry = entry;
+  made.timeout = entry.entry_timeout;
+  made.stored = std::string(name);
+  made.parent = parent;
+  return made;
+}
+
 int UnionFilesystem::make_in_upper(const Context& ctx, uint64_t parent, std::string_view name,
                                    const std::function<int(uint64_t, EntryOut*)>& make,
                                    EntryOut* out) {
@@ -193,14 +205,7 @@ int UnionFilesystem::make_in_upper(const Context& ctx, uint64_t parent, std::str
   EntryOut e;
   if ((err = make(up, &e)) != 0) return err;
   if (copied) invalidate_all();
-  Found made;
-  made.parts = {{0, e.ino}};
-  made.held = made.parts;
-  made.entry = e;
-  made.timeout = e.entry_timeout;
-  made.stored = std::string(name);
-  made.parent = parent;
-  return enter(std::move(made), out);
+  return enter(made_in_upper(e, name, parent), out);
 }
 
 int UnionFilesystem::mknod(const Context& ctx, uint64_t parent, std::string_view name, mode_t mode,
@@ -534,15 +539,8 @@ int UnionFilesystem::create(const Context& ctx, uint64_t parent, std::string_vie
         trees_[0]->forget(e.ino, 1);
         return EOVERFLOW;
       }
-      Found made;
-      made.parts = {{0, e.ino}};
-      made.held = made.parts;
-      made.entry = e;
-      made.timeout = e.entry_timeout;
-      made.stored = std::string(name);
-      made.parent = parent;
       *fh = to_fh(0, inner);
-      return enter(std::move(made), out);
+      return enter(made_in_upper(e, name, parent), out);
     }
     if (err != 0) return err;
     if ((flags & O_EXCL) || is_dir(found.entry)) {

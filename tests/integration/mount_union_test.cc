@@ -27,23 +27,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::vector<std::string> List(const std::string& dir) {
-  std::vector<std::string> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return {"<opendir: " + std::string(std::strerror(errno)) + ">"};
-  while (const dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    if (name != "." && name != "..") out.push_back(name);
-  }
-  ::closedir(d);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-std::string Read(const std::string& path) {
-  return read_file(path).value_or("<" + std::string(std::strerror(errno)) + ">");
-}
-
 // game, mod1, mod2: a game folder and two mods that override its files in other spellings.
 class UnionMount : public ::testing::Test {
  protected:

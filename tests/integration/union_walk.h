@@ -123,6 +123,25 @@ inline View Merge(const std::vector<std::string>& trees) {
   return out;
 }
 
+// A directory's names, sorted (or one "<opendir: error>" entry).
+inline std::vector<std::string> List(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return {"<opendir: " + std::string(std::strerror(errno)) + ">"};
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    if (name != "." && name != "..") out.push_back(name);
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// A file's contents (or "<error>").
+inline std::string Read(const std::string& path) {
+  return read_file(path).value_or("<" + std::string(std::strerror(errno)) + ">");
+}
+
 inline std::string Show(const View& v) {
   std::string out;
   for (const auto& [path, what] : v) out += "  " + path + " = " + what + "\n";

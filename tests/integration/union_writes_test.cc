@@ -301,23 +301,6 @@ TEST(UnionWrites, TheSameChangesThroughKernelOverlayfsAndFoldfsShowTheSameTree) 
   EXPECT_GT(opaques, 0) << "no opaque directory: directories made over removed ones untested";
 }
 
-std::vector<std::string> List(const std::string& dir) {
-  std::vector<std::string> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return {"<opendir: " + std::string(std::strerror(errno)) + ">"};
-  while (const dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    if (name != "." && name != "..") out.push_back(name);
-  }
-  ::closedir(d);
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-std::string Read(const std::string& path) {
-  return read_file(path).value_or("<" + std::string(std::strerror(errno)) + ">");
-}
-
 Errno StatErrno(const std::string& path) {
   struct stat st;
   return errno_of(::lstat(path.c_str(), &st));

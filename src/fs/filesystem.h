@@ -180,10 +180,10 @@ class Filesystem : public Operations, private OutsideWatch::Listener {
   // `name` where nothing of its key is stored. With the daemon's rights: the kernel has checked
   // the caller's (default_permissions). `is_dir`: rmdir's rules (the directory may hold
   // whiteouts only), else unlink's.
-  // `whole_tree`: a directory goes with everything in it (a directory the union moved by copying
-  // it elsewhere).
+  // `whole_tree` (not null): a directory goes with everything in it (a directory the union moved
+  // by copying it elsewhere), removed with the rights of that caller (see remove_tree).
   int remove_leaving_whiteout(uint64_t parent, std::string_view name, bool is_dir,
-                              bool whole_tree = false);
+                              const Context* whole_tree = nullptr);
   // Copies `lower_name` of the directory `lower_dir` (another tree's, any descriptor) into
   // `parent` as `name` (backing/copy_up.h), taking the copy into the index and the kernel record
   // as a name made through the mount. *out: the copy's entry (one lookup). EEXIST when `parent`
@@ -194,9 +194,12 @@ class Filesystem : public Operations, private OutsideWatch::Listener {
   int descriptor(uint64_t ino, backing::SharedFd* out);
   // A name for a node being made that the union does not list (a crash may leave it behind).
   static std::string temporary_name();
-  // Removes the directory `name` of `dirfd` and everything in it (never following a symlink),
-  // with the daemon's rights.
-  static int remove_tree(int dirfd, const std::string& name, size_t depth = 0);
+  // Removes the directory `name` of `dirfd` and everything in it, never following a symlink, with
+  // the rights of `ctx`: whoever may write a directory of the tree could move another user's
+  // directory into it while it is being removed, and the daemon must not empty that for them.
+  // Whiteouts (the daemon's markers) the caller may not remove are removed with the daemon's
+  // rights. What cannot be removed stays (under the name it has); the first error is returned.
+  int remove_tree(const Context& ctx, int dirfd, const std::string& name, size_t depth = 0);
   // rename()'s flag for a union: the source's name is left as a whiteout (the kernel's
   // RENAME_WHITEOUT, made with the daemon's rights). Only on a union's upper tree.
   static constexpr unsigned int kRenameWhiteout = 1u << 2;

@@ -95,25 +95,40 @@ int Filesystem::clear_whiteouts(int dirfd, const std::string& name) {
   return 0;
 }
 
-int Filesystem::remove_tree(int dirfd, const std::string& name, size_t depth) {
+int Filesystem::remove_tree(const Context& ctx, int dirfd, const std::string& name,
+                            size_t depth) {
   if (depth > 4096) return ELOOP;
-  UniqueFd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!sub.valid()) return errno;
+  UniqueFd sub;
+  int err = callers_.as(ctx, false, [&] {
+    sub.reset(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    return sub.valid() ? 0 : errno;
+  });
+  if (err != 0) return err;
   std::vector<backing::DirEntry> entries;
-  if (int err = backing::read_directory(sub.get(), &entries); err != 0) return err;
+  if ((err = backing::read_directory(sub.get(), &entries)) != 0) return err;
+  int first = 0;
   for (const auto& e : entries) {
     struct stat st;
     if (::fstatat(sub.get(), e.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-    const int err = S_ISDIR(st.st_mode) ? remove_tree(sub.get(), e.name, depth + 1)
-                    : ::unlinkat(sub.get(), e.name.c_str(), 0) == 0 ? 0
-                                                                    : errno;
-    if (err != 0 && err != ENOENT) return err;
+    if (S_ISDIR(st.st_mode)) {
+      err = remove_tree(ctx, sub.get(), e.name, depth + 1);
+    } else {
+      err = callers_.as(ctx, false,
+                        [&] { return ::unlinkat(sub.get(), e.name.c_str(), 0) == 0 ? 0 : errno; });
+      if ((err == EACCES || err == EPERM) && backing::is_whiteout(st)) {
+        err = ::unlinkat(sub.get(), e.name.c_str(), 0) == 0 ? 0 : errno;
+      }
+    }
+    if (err != 0 && err != ENOENT && first == 0) first = err;
   }
-  return ::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) == 0 ? 0 : errno;
+  if (first != 0) return first;
+  return callers_.as(ctx, false, [&] {
+    return ::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) == 0 ? 0 : errno;
+  });
 }
 
 int Filesystem::remove_leaving_whiteout(uint64_t parent, std::string_view name, bool is_dir,
-                                        bool whole_tree) {
+                                        const Context* whole_tree) {
   if (!union_upper_) return EINVAL;
   std::shared_ptr<Inode> dir;
   SharedFd dirfd;
@@ -137,21 +152,27 @@ int Filesystem::remove_leaving_whiteout(uint64_t parent, std::string_view name, 
   if (is_dir != S_ISDIR(st.st_mode)) return is_dir ? ENOTDIR : EISDIR;
   if (is_dir && !whole_tree && (err = clear_whiteouts(fd, stored)) != 0) return err;
   // The whiteout is made aside and exchanged with the name: the name never shows the lower
-  // trees' entry. Without exchange, removal first, then the whiteout.
+  // trees' entry.
   const std::string aside = temporary_name();
   if ((err = backing::make_whiteout(fd, aside)) != 0) return err;
   auto remove = [&](const std::string& what) {
-    if (whole_tree && is_dir) return remove_tree(fd, what);
+    if (whole_tree && is_dir) return remove_tree(*whole_tree, fd, what);
     return ::unlinkat(fd, what.c_str(), is_dir ? AT_REMOVEDIR : 0) == 0 ? 0 : errno;
   };
   if (::renameat2(fd, aside.c_str(), fd, stored.c_str(), RENAME_EXCHANGE) == 0) {
-    err = remove(aside);
+    // The name is a whiteout now: what cannot be removed of the old entry stays under a name the
+    // union does not list.
+    remove(aside);
+    err = 0;
   } else {
+    // Without RENAME_EXCHANGE (bindfs): the old entry is moved aside, then the whiteout made.
+    // A crash in between shows the lower trees' entry of the name again.
     err = errno;
     ::unlinkat(fd, aside.c_str(), 0);
     if (err == EINVAL) {
-      err = remove(stored);
+      err = ::renameat(fd, stored.c_str(), fd, aside.c_str()) == 0 ? 0 : errno;
       if (err == 0) err = backing::make_whiteout(fd, stored);
+      if (err == 0) remove(aside);
     }
   }
   if (err != 0) return err;

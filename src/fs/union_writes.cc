@@ -396,15 +396,17 @@ int UnionFilesystem::rename_by_copy(const Context& ctx, uint64_t parent, const F
   }
   if (err == 0) err = trees_[0]->rename(Context{}, up_to, temp, up_to, target_name, 0);
   if (err != 0) {
-    if (trees_[0]->descriptor(up_to, &to_fd) == 0) Filesystem::remove_tree(to_fd->get(), temp);
+    if (trees_[0]->descriptor(up_to, &to_fd) == 0) trees_[0]->remove_tree(ctx, to_fd->get(), temp);
     invalidate_all();
     return err;
   }
-  err = trees_[0]->remove_leaving_whiteout(up_from, src.stored, true, true);
+  // The move is made: the old name is a whiteout from here on, whatever of its upper part the
+  // caller may not remove stays under a name the union does not list.
+  trees_[0]->remove_leaving_whiteout(up_from, src.stored, true, &ctx);
   // Every node the kernel holds in the old directory stands on its old parts: it finds the new
   // ones by looking up again.
   invalidate_all();
-  return err;
+  return 0;
 }
 
 int UnionFilesystem::copy_tree(const Context& ctx, const std::vector<Part>& from_parent,

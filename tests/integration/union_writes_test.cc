@@ -425,6 +425,71 @@ TEST_F(UnionWritesMount, ADirectoryWithLowerPartsIsRenamedWhole) {
   EXPECT_EQ(Lower(), lower_before);
 }
 
+// The old directory of such a rename is removed with the renaming user's rights: a user who may
+// move a directory (write on its parent) may not delete what others keep in it, and the daemon
+// (root) must not do it for them (they could move another user's directory in there first).
+// What they may not remove stays in the upper tree under a name the union does not list; the
+// move itself is done, and nothing of anyone's is lost.
+TEST_F(UnionWritesMount, RemovingTheOldDirectoryOfAMoveUsesTheCallersRights) {
+  constexpr uid_t kUser = 4321;
+  ASSERT_TRUE(run({"mkdir", "-p", T("game/Shared/RootsOwn"), T("overwrite")}).ok());
+  ASSERT_EQ(write_file(T("game/Shared/RootsOwn/keep.txt"), "root's"), Errno(0));
+  ASSERT_EQ(::chown(T("game/Shared").c_str(), kUser, kUser), 0);
+  ASSERT_EQ(::chmod(T("game").c_str(), 0777), 0);
+  ASSERT_TRUE(m.start(Options() + ",allow_other"));
+  ASSERT_EQ(write_file(M("shared/Mine.txt"), "user's"), Errno(0));  // upper parts: the user's
+  ASSERT_EQ(write_file(M("shared/rootsown/New.txt"), "root's new"), Errno(0));  // and root's
+  ASSERT_EQ(::chmod(M("").c_str(), 0777), 0);
+  ASSERT_EQ(::chown(M("shared/mine.txt").c_str(), kUser, kUser), 0);
+  const int moved =
+      run_as(kUser, kUser, [&] { return ::rename(M("SHARED").c_str(), M("Moved").c_str()) == 0 ? 0 : errno; });
+  ASSERT_EQ(moved, 0) << std::strerror(moved);
+  EXPECT_EQ(List(M("")), (std::vector<std::string>{"DATA", "Game.exe", "Moved"}));
+  EXPECT_EQ(Read(M("moved/rootsown/KEEP.txt")), "root's");
+  EXPECT_EQ(Read(M("moved/MINE.TXT")), "user's");
+  EXPECT_EQ(Read(M("moved/RootsOwn/new.txt")), "root's new");
+  EXPECT_EQ(StatErrno(M("Shared")), Errno(ENOENT));
+  // The part of the old upper directory the user could not remove is still in the upper tree.
+  const RunResult left =
+      run({"find", T("overwrite"), "-path", "*/.foldfs-new.*/RootsOwn/New.txt"});
+  EXPECT_TRUE(left.ok() && !left.out.empty()) << left;
+  EXPECT_EQ(Read(T("game/Shared/RootsOwn/keep.txt")), "root's");
+}
+
+// Faults: an upper tree that is full. A change that needs a copy-up is refused with the upper
+// filesystem's ENOSPC, nothing half-made is left in the upper tree or the work directory, the
+// union still shows the lower file as it was, and once there is room the same change works.
+TEST_F(UnionWritesMount, AFullUpperTreeRefusesTheChangeLeavesNothingAndRecovers) {
+  const std::string small = T("small");
+  ASSERT_EQ(::mkdir(small.c_str(), 0755), 0);
+  ASSERT_EQ(::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=1m"), 0) << std::strerror(errno);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{small};
+  ASSERT_TRUE(run({"mkdir", "-p", small + "/up", small + "/work"}).ok());
+  const std::string big(2 << 20, 'g');
+  ASSERT_EQ(write_file(T("game/Data/big.bin"), big), Errno(0));
+  const std::string opts = "lowerdir=" + T("mod2") + ":" + T("mod1") + ":" + T("game") +
+                           ",upperdir=" + small + "/up,workdir=" + small + "/work";
+  ASSERT_TRUE(m.start(opts));
+  EXPECT_EQ(errno_of(::open(M("DATA/BIG.BIN").c_str(), O_WRONLY | O_APPEND)), Errno(ENOSPC));
+  EXPECT_EQ(Read(M("data/big.bin")), big);
+  const RunResult files = run({"find", small, "-type", "f"});
+  EXPECT_TRUE(files.ok() && files.out.empty()) << files;
+  // Saves still fit.
+  ASSERT_EQ(write_file(M("data/small.sav"), "s"), Errno(0));
+  ASSERT_EQ(::mount("tmpfs", small.c_str(), "tmpfs", MS_REMOUNT, "size=8m"), 0);
+  {
+    const backing::UniqueFd fd(::open(M("data/Big.bin").c_str(), O_WRONLY | O_APPEND));
+    ASSERT_TRUE(fd.valid()) << std::strerror(errno);
+    ASSERT_EQ(::write(fd.get(), "+", 1), 1);
+  }
+  EXPECT_EQ(Read(M("DATA/big.bin")), big + "+");
+  EXPECT_EQ(Read(T("game/Data/big.bin")), big);
+  ASSERT_TRUE(m.unmount());
+}
+
 // A copy-up changes which tree holds a file, not the file a program holds: the same inode number
 // (kept on remount), and a descriptor opened before the copy-up still works after the kernel
 // looked the name up again (Wine's server checks both).

@@ -19,7 +19,10 @@
 #   read tree       every file read (files per second)
 # Each row is the median of ROUNDS; the ratio columns divide foldfs's union by the others.
 #
-#   bench/union.sh [--bin-dir DIR] [--files N] [--rounds R] [--quick]
+# With --upper, foldfs's union and fuse-overlayfs also get an (empty) writable upper tree, as a mod
+# manager mounts them (the rows read only; every lookup then asks the upper tree first).
+#
+#   bench/union.sh [--bin-dir DIR] [--files N] [--rounds R] [--upper] [--quick]
 # Needs root, /dev/fuse, fuse-overlayfs and mergerfs (scripts/setup.sh installs them).
 set -Eeuo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -28,12 +31,14 @@ REPO=$(dirname "$HERE")
 BIN_DIR=$REPO/build
 FILES=20000
 ROUNDS=3
+UPPER=0
 while (($#)); do
   case $1 in
     --bin-dir) BIN_DIR=$2; shift ;;
     --files) FILES=$2; shift ;;
     --rounds) ROUNDS=$2; shift ;;
     --quick) FILES=500; ROUNDS=1 ;;
+    --upper) UPPER=1 ;;
     -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "union.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -77,13 +82,18 @@ for t in 5 4 3 2 1; do cp -a "$WORK/ci$t/${SPELLINGS[t - 1]}/." "$WORK/one/Data/
 [ "$(find "$WORK/one/Data/Textures" -type f | wc -l)" = "$FILES" ] || fail "the merged tree is wrong"
 sync
 
+upper() {  # --upper: the options of an empty writable upper tree for config $1
+  ((UPPER)) || return 0
+  mkdir -p "$WORK/$1.up" "$WORK/$1.work"
+  printf ',upperdir=%s,workdir=%s' "$WORK/$1.up" "$WORK/$1.work"
+}
 mount_cfg() {
   local c=$1 m=$WORK/$1.m
   mkdir -p "$m"
   case $c in
-    union) "$FOLDFS" mount -o "lowerdir=$WORK/ci1:$WORK/ci2:$WORK/ci3:$WORK/ci4:$WORK/ci5" none "$m" ;;
+    union) "$FOLDFS" mount -o "lowerdir=$WORK/ci1:$WORK/ci2:$WORK/ci3:$WORK/ci4:$WORK/ci5$(upper union)" none "$m" ;;
     one) "$FOLDFS" mount -o casefold=all,ro "$WORK/one" "$m" ;;
-    overlayfs) fuse-overlayfs -o "lowerdir=$WORK/exact1:$WORK/exact2:$WORK/exact3:$WORK/exact4:$WORK/exact5" "$m" ;;
+    overlayfs) fuse-overlayfs -o "lowerdir=$WORK/exact1:$WORK/exact2:$WORK/exact3:$WORK/exact4:$WORK/exact5$(upper overlayfs)" "$m" ;;
     mergerfs) mergerfs -o ro,category.search=ff "$WORK/exact1:$WORK/exact2:$WORK/exact3:$WORK/exact4:$WORK/exact5" "$m" ;;
     native) : ;;
   esac
@@ -129,7 +139,7 @@ fmt() { [ "$1" = nan ] && echo "n/a" || printf "%.0f" "$1"; }
 ratio() { [ "$1" = nan ] || [ "$2" = nan ] && { echo "n/a"; return; }; printf "%.2f" "$(calc "$1 / $2")"; }
 echo
 echo "foldfs $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'), $(uname -r), $(nproc) CPUs;" \
-  "5 trees, $FILES files in Data/Textures, medians of $ROUNDS; operations per second."
+  "5 trees, $FILES files in Data/Textures, medians of $ROUNDS; operations per second$( ((UPPER)) && echo "; with an empty upper tree (union, fuse-overlayfs)")."
 echo
 echo "| row | foldfs union | foldfs 1 tree | fuse-overlayfs | mergerfs | native | union/1 tree | union/fuse-overlayfs | union/mergerfs | union/native |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"

@@ -20,10 +20,6 @@ namespace {
 constexpr double kNever = std::numeric_limits<double>::infinity();
 constexpr size_t kMaxDepth = 4096;  // bounds a walk up a tree whose ".." would loop
 
-bool is_dir(const EntryOut& e) {
-  return S_ISDIR(e.attr.st_mode);
-}
-
 }  // namespace
 
 // A tree's invalidations, passed on in the union's node ids.
@@ -201,6 +197,11 @@ uint64_t UnionFilesystem::origin_of(uint64_t upper_id) {
   return ino;
 }
 
+bool UnionFilesystem::entered(Part decider) const {
+  MutexLock lock(mutex_);
+  return by_decider_.count(decider) > 0;
+}
+
 std::vector<uint64_t> UnionFilesystem::nodes_on(size_t tree, uint64_t id) const {
   MutexLock lock(mutex_);
   auto it = by_decider_.find(Part{tree, id});
@@ -212,7 +213,10 @@ int UnionFilesystem::enter(Found&& found, EntryOut* out) {
   const Part key = found.parts.front();
   std::vector<Part> surplus;  // tree lookups of the root: the trees never forget their roots
   uint64_t id = 0;
-  uint64_t shown = upper_ && key.tree == 0 && key.id != kRootId ? origin_of(key.id) : 0;
+  // A copy's origin is read once, when its node is made (not on every lookup of it); outside
+  // mutex_, which never waits for I/O.
+  uint64_t shown = 0;
+  if (upper_ && key.tree == 0 && key.id != kRootId && !entered(key)) shown = origin_of(key.id);
   {
     MutexLock lock(mutex_);
     auto known = by_decider_.find(key);

@@ -174,6 +174,9 @@ class UnionFilesystem : public Operations {
   // {_, 0} when there is no such node. *shown_ino (if given): the st_ino the node shows (0: the
   // deciding tree's own).
   Part decider(uint64_t ino, uint64_t* shown_ino = nullptr) const EXCLUDES(mutex_);
+  static bool is_dir(const EntryOut& e) { return S_ISDIR(e.attr.st_mode); }
+  // Whether a union node stands on `decider` already.
+  bool entered(Part decider) const EXCLUDES(mutex_);
   // The inode number a copy in the upper tree shows: its origin's (backing/union_format.h), 0
   // when it has none.
   uint64_t origin_of(uint64_t upper_id);

@@ -95,8 +95,7 @@ int Filesystem::clear_whiteouts(int dirfd, const std::string& name) {
   return 0;
 }
 
-int Filesystem::remove_tree(const Context& ctx, int dirfd, const std::string& name,
-                            size_t depth) {
+int Filesystem::remove_tree(const Context& ctx, int dirfd, const std::string& name, size_t depth) {
   if (depth > 4096) return ELOOP;
   UniqueFd sub;
   int err = callers_.as(ctx, false, [&] {
@@ -122,9 +121,8 @@ int Filesystem::remove_tree(const Context& ctx, int dirfd, const std::string& na
     if (err != 0 && err != ENOENT && first == 0) first = err;
   }
   if (first != 0) return first;
-  return callers_.as(ctx, false, [&] {
-    return ::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) == 0 ? 0 : errno;
-  });
+  return callers_.as(
+      ctx, false, [&] { return ::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) == 0 ? 0 : errno; });
 }
 
 int Filesystem::remove_leaving_whiteout(uint64_t parent, std::string_view name, bool is_dir,

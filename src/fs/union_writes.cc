@@ -14,10 +14,6 @@
 namespace foldfs::fs {
 namespace {
 
-bool is_dir(const EntryOut& e) {
-  return S_ISDIR(e.attr.st_mode);
-}
-
 constexpr size_t kMaxCopyDepth = 4096;  // bounds a copy of a tree whose directories would loop
 
 bool writes(int flags) {

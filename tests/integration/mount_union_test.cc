@@ -31,16 +31,7 @@ using namespace std::chrono_literals;
 class UnionMount : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const char* dir :
-         {"game/Data/Textures", "game/Data/Meshes", "mod1/data/textures", "mod2/DATA/meshes"}) {
-      ASSERT_TRUE(MakeDirs(T(dir)));
-    }
-    ASSERT_EQ(write_file(T("game/Data/Textures/sky.DDS"), "game sky"), Errno(0));
-    ASSERT_EQ(write_file(T("game/Data/Textures/cloud.dds"), "game cloud"), Errno(0));
-    ASSERT_EQ(write_file(T("game/Data/Meshes/rock.nif"), "game rock"), Errno(0));
-    ASSERT_EQ(write_file(T("game/Game.exe"), "MZ"), Errno(0));
-    ASSERT_EQ(write_file(T("mod1/data/textures/Sky.dds"), "mod1 sky"), Errno(0));
-    ASSERT_EQ(write_file(T("mod2/DATA/meshes/Rock.NIF"), "mod2 rock"), Errno(0));
+    MakeGameAndTwoMods([&](const std::string& rel) { return T(rel); });
   }
   std::string T(const std::string& rel) const { return m.bpath(rel); }
   // In the union: its root is the trees' roots (also where the harness's backing is a filesystem

@@ -123,6 +123,20 @@ inline View Merge(const std::vector<std::string>& trees) {
   return out;
 }
 
+// A game and two mods that override its files in other spellings; `path` says where a tree's
+// relative path is.
+inline void MakeGameAndTwoMods(const std::function<std::string(const std::string&)>& path) {
+  for (const char* dir :
+       {"game/Data/Textures", "game/Data/Meshes", "mod1/data/textures", "mod2/DATA/meshes"}) {
+    ASSERT_TRUE(run({"mkdir", "-p", path(dir)}).ok()) << dir;
+  }
+  const std::pair<const char*, const char*> files[] = {
+      {"game/Data/Textures/sky.DDS", "game sky"}, {"game/Data/Textures/cloud.dds", "game cloud"},
+      {"game/Data/Meshes/rock.nif", "game rock"}, {"game/Game.exe", "MZ"},
+      {"mod1/data/textures/Sky.dds", "mod1 sky"}, {"mod2/DATA/meshes/Rock.NIF", "mod2 rock"}};
+  for (const auto& [rel, data] : files) ASSERT_EQ(write_file(path(rel), data), Errno(0)) << rel;
+}
+
 // A directory's names, sorted (or one "<opendir: error>" entry).
 inline std::vector<std::string> List(const std::string& dir) {
   std::vector<std::string> out;

@@ -311,16 +311,8 @@ Errno StatErrno(const std::string& path) {
 class UnionWritesMount : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const char* dir : {"game/Data/Textures", "game/Data/Meshes", "mod1/data/textures",
-                            "mod2/DATA/meshes", "overwrite", "work"}) {
-      ASSERT_TRUE(run({"mkdir", "-p", T(dir)}).ok());
-    }
-    ASSERT_EQ(write_file(T("game/Data/Textures/sky.DDS"), "game sky"), Errno(0));
-    ASSERT_EQ(write_file(T("game/Data/Textures/cloud.dds"), "game cloud"), Errno(0));
-    ASSERT_EQ(write_file(T("game/Data/Meshes/rock.nif"), "game rock"), Errno(0));
-    ASSERT_EQ(write_file(T("game/Game.exe"), "MZ"), Errno(0));
-    ASSERT_EQ(write_file(T("mod1/data/textures/Sky.dds"), "mod1 sky"), Errno(0));
-    ASSERT_EQ(write_file(T("mod2/DATA/meshes/Rock.NIF"), "mod2 rock"), Errno(0));
+    MakeGameAndTwoMods([&](const std::string& rel) { return T(rel); });
+    ASSERT_TRUE(run({"mkdir", "-p", T("overwrite"), T("work")}).ok());
     if (backing_kind() == "overlay") {
       GTEST_SKIP() << "an upper tree on an overlayfs cannot hold whiteouts: the mount refuses it";
     }
@@ -441,8 +433,9 @@ TEST_F(UnionWritesMount, RemovingTheOldDirectoryOfAMoveUsesTheCallersRights) {
   ASSERT_EQ(write_file(M("shared/rootsown/New.txt"), "root's new"), Errno(0));  // and root's
   ASSERT_EQ(::chmod(M("").c_str(), 0777), 0);
   ASSERT_EQ(::chown(M("shared/mine.txt").c_str(), kUser, kUser), 0);
-  const int moved =
-      run_as(kUser, kUser, [&] { return ::rename(M("SHARED").c_str(), M("Moved").c_str()) == 0 ? 0 : errno; });
+  const int moved = run_as(kUser, kUser, [&] {
+    return ::rename(M("SHARED").c_str(), M("Moved").c_str()) == 0 ? 0 : errno;
+  });
   ASSERT_EQ(moved, 0) << std::strerror(moved);
   EXPECT_EQ(List(M("")), (std::vector<std::string>{"DATA", "Game.exe", "Moved"}));
   EXPECT_EQ(Read(M("moved/rootsown/KEEP.txt")), "root's");
@@ -450,8 +443,7 @@ TEST_F(UnionWritesMount, RemovingTheOldDirectoryOfAMoveUsesTheCallersRights) {
   EXPECT_EQ(Read(M("moved/RootsOwn/new.txt")), "root's new");
   EXPECT_EQ(StatErrno(M("Shared")), Errno(ENOENT));
   // The part of the old upper directory the user could not remove is still in the upper tree.
-  const RunResult left =
-      run({"find", T("overwrite"), "-path", "*/.foldfs-new.*/RootsOwn/New.txt"});
+  const RunResult left = run({"find", T("overwrite"), "-path", "*/.foldfs-new.*/RootsOwn/New.txt"});
   EXPECT_TRUE(left.ok() && !left.out.empty()) << left;
   EXPECT_EQ(Read(T("game/Shared/RootsOwn/keep.txt")), "root's");
 }

@@ -4,6 +4,9 @@
 // The Colliding benchmarks do the same with n spellings of ONE name ("abcdefghijklmnopqrst" in
 // every mix of cases): what a tree made on a case-sensitive filesystem, or an attacker, can put
 // in a directory. Load must stay linear and lookups O(1) there too.
+// BM_MergeUnionDir merges one directory of a 5-tree union as bench/union.sh lays it out (n names
+// spread over 5 parts, the highest also overriding every tenth name of the others), the CPU side
+// of a lookup that needs the whole merge; BM_UnionListing the listing a readdir serves.
 // The load benchmarks also report the index's heap use per entry (mallinfo2), which is the
 // part of the daemon's memory that grows with directory size.
 //
@@ -19,6 +22,7 @@
 #include <vector>
 
 #include "names/dir_index.h"
+#include "names/union_dir.h"
 
 namespace {
 
@@ -156,12 +160,56 @@ void BM_ResolveColliding(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// The parts of bench/union.sh's Data/Textures: name i in part i % 5, part 0 also every tenth.
+std::vector<foldfs::names::UnionPart> union_parts(long n) {
+  std::vector<foldfs::names::UnionPart> parts(5);
+  for (size_t p = 0; p < parts.size(); ++p) parts[p].tree = p;
+  for (long i = 0; i < n; ++i) {
+    const size_t p = static_cast<size_t>(i % 5);
+    parts[p].entries.push_back(
+        {exact_name(i), foldfs::names::UnionKind::kOther, static_cast<uint64_t>(i + 1), 8});
+    if (i % 10 == 0 && p != 0) parts[0].entries.push_back(parts[p].entries.back());
+  }
+  return parts;
+}
+
+void BM_MergeUnionDir(benchmark::State& state) {
+  const long n = state.range(0);
+  const std::vector<foldfs::names::UnionPart> parts = union_parts(n);
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::vector<foldfs::names::UnionPart> copy = parts;  // the listing moves names out
+    state.ResumeTiming();
+    auto merged = foldfs::names::merge_union_dir(std::move(copy), FoldRules{}, /*sorted=*/false);
+    if (merged.entries.size() != static_cast<size_t>(n)) state.SkipWithError("wrong merge");
+    benchmark::DoNotOptimize(merged);
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
+// What a readdir through the union does instead: the listing alone.
+void BM_UnionListing(benchmark::State& state) {
+  const long n = state.range(0);
+  const std::vector<foldfs::names::UnionPart> parts = union_parts(n);
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::vector<foldfs::names::UnionPart> copy = parts;
+    state.ResumeTiming();
+    auto listed = foldfs::names::union_listing(std::move(copy), FoldRules{});
+    if (listed.size() != static_cast<size_t>(n)) state.SkipWithError("wrong listing");
+    benchmark::DoNotOptimize(listed);
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
 BENCHMARK(BM_ResolveExact)->Arg(1000)->Arg(100000)->Arg(1000000);
 BENCHMARK(BM_ResolveOtherSpelling)->Arg(1000)->Arg(100000)->Arg(1000000);
 BENCHMARK(BM_ResolveMiss)->Arg(1000)->Arg(100000)->Arg(1000000);
 BENCHMARK(BM_Load)->Arg(1000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_LoadColliding)->Arg(1000)->Arg(20000)->Arg(200000)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ResolveColliding)->Arg(1000)->Arg(200000);
+BENCHMARK(BM_MergeUnionDir)->Arg(20000)->Arg(200000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_UnionListing)->Arg(20000)->Arg(200000)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <system_error>
+#include <thread>
 
 #include "backing/copy_up.h"
 #include "backing/proc_path.h"
@@ -19,6 +21,8 @@ namespace {
 
 constexpr double kNever = std::numeric_limits<double>::infinity();
 constexpr size_t kMaxDepth = 4096;  // bounds a walk up a tree whose ".." would loop
+// A merged directory whose parts hold this much is read with a thread per part (read_parts).
+constexpr off_t kReadAsideBytes = 64 * 1024;
 
 }  // namespace
 
@@ -148,6 +152,7 @@ std::string UnionFilesystem::stats_text() const {
     MutexLock lock(mutex_);
     out += "union_nodes " + std::to_string(nodes_.size()) + "\n";
   }
+  out += "union_listings_read_aside " + std::to_string(listings_read_aside_.load()) + "\n";
   for (size_t t = 0; t < trees_.size(); ++t) {
     const std::string text = trees_[t]->stats_text();
     for (size_t pos = 0; pos < text.size();) {
@@ -401,16 +406,58 @@ int UnionFilesystem::find_by_listing(const Context& ctx, const std::vector<Part>
 // ---------------------------------------------------------------------------------------------
 // Listings
 
+// The parts of a large directory are read side by side: each read waits for its own tree's
+// blocks and walks its own directory in the kernel, and a listing of the union is the sum of
+// them. A small directory is read in turn, as a thread costs more than its read.
+int UnionFilesystem::read_parts(const std::vector<Part>& dir,
+                                std::vector<names::UnionPart>* parts) {
+  parts->assign(dir.size(), names::UnionPart{});
+  std::vector<int> errors(dir.size(), 0);
+  auto read = [&](size_t i) {
+    errors[i] = trees_[dir[i].tree]->read_union_part(dir[i].id, dir[i].tree, &(*parts)[i]);
+  };
+  if (dir.size() > 1 && listed_bytes(dir) >= kReadAsideBytes) {
+    listings_read_aside_++;
+    std::vector<std::thread> helpers;
+    helpers.reserve(dir.size() - 1);
+    try {
+      for (size_t i = 1; i < dir.size(); ++i) helpers.emplace_back(read, i);
+    } catch (const std::system_error&) {  // no thread to be had: the rest are read here
+    }
+    read(0);
+    for (size_t i = helpers.size() + 1; i < dir.size(); ++i) read(i);
+    for (std::thread& t : helpers) t.join();
+  } else {
+    for (size_t i = 0; i < dir.size(); ++i) {
+      read(i);
+      if (errors[i] != 0 || (*parts)[i].opaque) break;
+    }
+  }
+  // Down to the first opaque part: what is below it counts for nothing, errors included.
+  for (size_t i = 0; i < parts->size(); ++i) {
+    if (errors[i] != 0) return errors[i];
+    if ((*parts)[i].opaque) {
+      parts->resize(i + 1);
+      break;
+    }
+  }
+  return 0;
+}
+
+// What the parts' directories say of their own size (st_size: bytes of entries on ext4 and
+// xfs, names on btrfs, entries on tmpfs): enough to tell a large directory from a small one.
+off_t UnionFilesystem::listed_bytes(const std::vector<Part>& dir) {
+  off_t bytes = 0;
+  for (const Part& p : dir) {
+    struct stat st;
+    if (trees_[p.tree]->getattr(p.id, &st) == 0) bytes += st.st_size;
+  }
+  return bytes;
+}
+
 int UnionFilesystem::merge(const std::vector<Part>& dir, names::UnionDir* merged) {
   std::vector<names::UnionPart> parts;
-  for (const Part& p : dir) {
-    names::UnionPart part;
-    if (int err = trees_[p.tree]->read_union_part(p.id, p.tree, &part); err != 0) {
-      return err;
-    }
-    parts.push_back(std::move(part));
-    if (parts.back().opaque) break;
-  }
+  if (int err = read_parts(dir, &parts); err != 0) return err;
   *merged = names::merge_union_dir(std::move(parts), names::FoldRules{}, /*sorted=*/false);
   return 0;
 }
@@ -427,13 +474,10 @@ int UnionFilesystem::listing(uint64_t ino, off_t offset,
     *out = dir->listing;
     if (*out) return 0;
   }
-  names::UnionDir merged;
-  if (int err = merge(parts_of(*dir), &merged); err != 0) return err;
-  auto items = std::make_shared<std::vector<Item>>();
-  items->reserve(merged.entries.size());
-  for (names::UnionEntry& e : merged.entries) {
-    items->push_back(Item{std::move(e.name), e.ino, e.type});
-  }
+  std::vector<names::UnionPart> parts;
+  if (int err = read_parts(parts_of(*dir), &parts); err != 0) return err;
+  auto items = std::make_shared<const std::vector<Item>>(
+      names::union_listing(std::move(parts), names::FoldRules{}));
   MutexLock lock(mutex_);
   dir->listing = items;
   *out = std::move(items);

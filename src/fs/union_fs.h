@@ -39,6 +39,7 @@
 // while it is held.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -47,7 +48,6 @@
 #include <utility>
 #include <vector>
 
-#include "backing/dir_reader.h"
 #include "base/thread_safety.h"
 #include "fs/filesystem.h"
 #include "fs/operations.h"
@@ -132,7 +132,7 @@ class UnionFilesystem : public Operations {
     bool operator<(const Part& o) const { return tree != o.tree ? tree < o.tree : id < o.id; }
   };
   // One entry of a merged listing, as the deciding tree lists it (its d_ino and DT_ type).
-  using Item = backing::DirEntry;
+  using Item = names::UnionPartEntry;
   // id and directory are set before the node is published in nodes_ and never change; the rest
   // is guarded by mutex_.
   struct Node {
@@ -191,6 +191,8 @@ class UnionFilesystem : public Operations {
   void give_back(const std::vector<Part>& held);
 
   // The merged listing of `dir`.
+  int read_parts(const std::vector<Part>& dir, std::vector<names::UnionPart>* parts);
+  off_t listed_bytes(const std::vector<Part>& dir);
   int merge(const std::vector<Part>& dir, names::UnionDir* merged);
   int listing(uint64_t ino, off_t offset, std::shared_ptr<const std::vector<Item>>* out);
 
@@ -260,6 +262,8 @@ class UnionFilesystem : public Operations {
   std::vector<std::unique_ptr<Filesystem>> trees_;
   std::vector<std::unique_ptr<TreeNotifier>> notifiers_;
   std::function<std::string()> transport_stats_;
+
+  std::atomic<uint64_t> listings_read_aside_{0};  // listings read a thread per part (stats)
 
   mutable Mutex mutex_;
   std::unordered_map<uint64_t, std::shared_ptr<Node>> nodes_ GUARDED_BY(mutex_);

@@ -10,41 +10,66 @@ namespace {
 using Group = std::vector<const UnionPartEntry*>;
 
 // One entry of one part with its key folded once: the key's bytes are in the merge's arena (one
-// string, never resized once views into it are taken).
+// string; offsets, so that it may grow). Small, as the sort moves these around.
 struct Keyed {
-  std::string_view key;
   uint64_t hash = 0;
-  size_t part = 0;  // index into the parts given
-  const UnionPartEntry* entry = nullptr;
+  uint32_t key_at = 0;
+  uint32_t key_size = 0;
+  uint32_t part = 0;   // index into the parts given
+  uint32_t index = 0;  // into that part's entries
 };
 
-// Every entry of the parts that count (down to the first opaque one), sorted so that each key is
-// one run, its parts in order within it, each part's names bytewise: the merge then visits each
-// key once, with no map from keys to what was decided. `arena` keeps the keys' bytes.
-std::vector<Keyed> sorted_by_key(const std::vector<UnionPart>& parts, FoldRules rules,
-                                 std::string* arena) {
-  std::vector<Keyed> all;
-  std::vector<std::pair<size_t, size_t>> spans;  // each key's offset and length in the arena
-  for (size_t p = 0; p < parts.size(); ++p) {
-    for (const UnionPartEntry& e : parts[p].entries) {
-      const FoldedName folded(e.name, rules);
-      spans.emplace_back(arena->size(), folded.key().size());
-      arena->append(folded.key());
-      all.push_back(Keyed{{}, folded.hash(), p, &e});
+// The folded keys of every entry that counts, and how to compare them.
+class Keys {
+ public:
+  Keys(const std::vector<UnionPart>& parts, FoldRules rules) : parts_(parts) {
+    size_t count = 0;
+    size_t bytes = 0;
+    for (const UnionPart& p : parts) {
+      for (const UnionPartEntry& e : p.entries) bytes += e.name.size();
+      count += p.entries.size();
+      if (p.opaque) break;
     }
-    if (parts[p].opaque) break;
+    all_.reserve(count);
+    arena_.reserve(bytes + bytes / 8);  // an ASCII key is as long as its name
+    for (uint32_t p = 0; p < parts.size(); ++p) {
+      const std::vector<UnionPartEntry>& entries = parts[p].entries;
+      for (uint32_t i = 0; i < entries.size(); ++i) {
+        const FoldedName folded(entries[i].name, rules);
+        all_.push_back(Keyed{folded.hash(), static_cast<uint32_t>(arena_.size()),
+                             static_cast<uint32_t>(folded.key().size()), p, i});
+        arena_.append(folded.key());
+      }
+      if (parts[p].opaque) break;
+    }
   }
-  for (size_t i = 0; i < all.size(); ++i) {
-    all[i].key = std::string_view(*arena).substr(spans[i].first, spans[i].second);
+
+  // Sorted so that each key is one run, its parts in order within it, each part's names
+  // bytewise: the merge then visits each key once, with no map from keys to what was decided.
+  void sort() {
+    std::sort(all_.begin(), all_.end(), [this](const Keyed& a, const Keyed& b) {
+      if (a.hash != b.hash) return a.hash < b.hash;
+      if (const int c = key(a).compare(key(b)); c != 0) return c < 0;
+      if (a.part != b.part) return a.part < b.part;
+      return entry(a).name < entry(b).name;
+    });
   }
-  std::sort(all.begin(), all.end(), [](const Keyed& a, const Keyed& b) {
-    if (a.hash != b.hash) return a.hash < b.hash;
-    if (a.key != b.key) return a.key < b.key;
-    if (a.part != b.part) return a.part < b.part;
-    return a.entry->name < b.entry->name;
-  });
-  return all;
-}
+
+  const std::vector<Keyed>& all() const { return all_; }
+  bool same_key(const Keyed& a, const Keyed& b) const {
+    return a.hash == b.hash && key(a) == key(b);
+  }
+  const UnionPartEntry& entry(const Keyed& k) const { return parts_[k.part].entries[k.index]; }
+
+ private:
+  std::string_view key(const Keyed& k) const {
+    return std::string_view(arena_).substr(k.key_at, k.key_size);
+  }
+
+  const std::vector<UnionPart>& parts_;
+  std::vector<Keyed> all_;
+  std::string arena_;
+};
 
 // What `spelling` resolves to among a tree's equivalent names (sorted): itself, else the
 // bytewise smallest, as DirIndex::resolve.
@@ -69,6 +94,8 @@ class KeyMerge {
   // `may_move`: the names of the parts may be moved out (each entry is visited once).
   KeyMerge(UnionDir* out, std::vector<size_t>* collision_parts, bool may_move)
       : out_(out), collision_parts_(collision_parts), may_move_(may_move) {}
+
+  void next_key() { d_ = Decision{}; }
 
   void part(const UnionPart& part, size_t part_index, const Group& group) {
     names_.clear();  // the group without whiteouts: a name beside a whiteout wins over it
@@ -110,11 +137,14 @@ class KeyMerge {
     }
     d_.index = out_->entries.size();
     for (const UnionPartEntry* e : names_) {
-      UnionEntry entry{{}, part.tree, e->kind == UnionKind::kDirectory, {}, {}, e->ino, e->type};
+      UnionEntry& entry = out_->entries.emplace_back();
+      entry.tree = part.tree;
+      entry.directory = e->kind == UnionKind::kDirectory;
+      entry.ino = e->ino;
+      entry.type = e->type;
       if (entry.directory) entry.parts.push_back({part.tree, e->name});
       // Moving is allowed only for parts merge_union_dir() was given to own (its rvalue form).
       entry.name = may_move_ ? std::move(const_cast<UnionPartEntry*>(e)->name) : e->name;
-      out_->entries.push_back(std::move(entry));
     }
     d_.merging = out_->entries[d_.index].directory;
   }
@@ -156,21 +186,21 @@ void sort_moving_once(std::vector<T>* v, Less less) {
 UnionDir merge(const std::vector<UnionPart>& parts, FoldRules rules, bool may_move, bool sorted) {
   UnionDir out;
 
-  std::string arena;
-  const std::vector<Keyed> all = sorted_by_key(parts, rules, &arena);
+  Keys keys(parts, rules);
+  keys.sort();
+  const std::vector<Keyed>& all = keys.all();
   out.entries.reserve(all.size());
   std::vector<size_t> collision_parts;  // the part of each collision, to order them
+  KeyMerge key(&out, &collision_parts, may_move);
   Group group;
   for (size_t i = 0; i < all.size();) {
-    KeyMerge key(&out, &collision_parts, may_move);
+    key.next_key();
     size_t end = i;
-    while (end < all.size() && all[end].hash == all[i].hash && all[end].key == all[i].key) {
-      const size_t part = all[end].part;
+    while (end < all.size() && keys.same_key(all[end], all[i])) {
+      const uint32_t part = all[end].part;
       group.clear();
-      for (; end < all.size() && all[end].part == part && all[end].hash == all[i].hash &&
-             all[end].key == all[i].key;
-           ++end) {
-        group.push_back(all[end].entry);
+      for (; end < all.size() && all[end].part == part && keys.same_key(all[end], all[i]); ++end) {
+        group.push_back(&keys.entry(all[end]));
       }
       key.part(parts[part], part, group);
     }
@@ -197,7 +227,68 @@ UnionDir merge(const std::vector<UnionPart>& parts, FoldRules rules, bool may_mo
   return out;
 }
 
+// Each key seen by union_listing() and the first part that held it: an open-addressing table
+// over the keys' hashes, the keys' bytes in an arena.
+class KeyParts {
+ public:
+  explicit KeyParts(size_t most) {
+    size_t slots = 16;
+    while (slots < most + most / 2) slots *= 2;  // at most two thirds full
+    slots_.resize(slots);
+  }
+
+  // The first part that held `key`: `part` if none did before.
+  uint32_t first_part(uint64_t hash, std::string_view key, uint32_t part) {
+    size_t i = hash & mask();
+    for (; slots_[i].used; i = (i + 1) & mask()) {
+      const Slot& s = slots_[i];
+      if (s.hash == hash && std::string_view(arena_).substr(s.key_at, s.key_size) == key) {
+        return s.part;
+      }
+    }
+    slots_[i] = Slot{hash, static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(key.size()),
+                     part, true};
+    arena_.append(key);
+    return part;
+  }
+
+ private:
+  struct Slot {
+    uint64_t hash = 0;
+    uint32_t key_at = 0;
+    uint32_t key_size = 0;
+    uint32_t part = 0;
+    bool used = false;
+  };
+  size_t mask() const { return slots_.size() - 1; }
+
+  std::vector<Slot> slots_;
+  std::string arena_;
+};
+
 }  // namespace
+
+// Part by part, highest first: a name is listed when no higher part holds its key (a whiteout
+// holds it too) and it is no whiteout; names colliding inside one tree are all listed.
+std::vector<UnionPartEntry> union_listing(std::vector<UnionPart>&& parts, FoldRules rules) {
+  size_t count = 0;
+  for (const UnionPart& p : parts) {
+    count += p.entries.size();
+    if (p.opaque) break;
+  }
+  KeyParts keys(count);
+  std::vector<UnionPartEntry> listed;
+  listed.reserve(count);
+  for (uint32_t p = 0; p < parts.size(); ++p) {
+    for (UnionPartEntry& e : parts[p].entries) {
+      const FoldedName folded(e.name, rules);
+      const bool decides = keys.first_part(folded.hash(), folded.key(), p) == p;
+      if (decides && e.kind != UnionKind::kWhiteout) listed.push_back(std::move(e));
+    }
+    if (parts[p].opaque) break;
+  }
+  return listed;
+}
 
 UnionDir merge_union_dir(const std::vector<UnionPart>& parts, FoldRules rules) {
   return merge(parts, rules, false, true);

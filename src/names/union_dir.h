@@ -80,6 +80,12 @@ struct UnionDir {
 };
 
 UnionDir merge_union_dir(const std::vector<UnionPart>& parts, FoldRules rules);
+
+// What a listing of the merged directory shows, and only that: the entries merge_union_dir()
+// gives (each as its deciding part holds it: name, kind, d_ino, type), in no particular order,
+// moved out of `parts`. A readdir needs no more, and this takes one hash of each name instead of
+// a sort of them all.
+std::vector<UnionPartEntry> union_listing(std::vector<UnionPart>&& parts, FoldRules rules);
 // The same, moving the listed names out of `parts` instead of copying them; with `sorted` false
 // the entries come in no particular order (a listing to serve, where sorting would only cost).
 UnionDir merge_union_dir(std::vector<UnionPart>&& parts, FoldRules rules, bool sorted = true);

@@ -9,13 +9,15 @@
 // a key only inside that tree; no entry shares a key with a whiteout; every non-whiteout name
 // of every part down to the first opaque one is accounted for exactly once (listed, a merged
 // part, or hidden by an entry or a whiteout); a directory's parts are directories, in tree
-// order, and the first is the entry itself.
+// order, and the first is the entry itself. union_listing() (what readdir serves) lists exactly
+// the entries, each with its deciding part's d_ino and type.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <set>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -51,7 +53,10 @@ std::vector<UnionPart> parse(const uint8_t* data, size_t size) {
     std::string name(reinterpret_cast<const char*>(data + i), length);
     i += length;
     if (!names.insert(name).second) continue;
-    parts.back().entries.push_back({name, static_cast<UnionKind>(control & 3)});
+    // d_ino and type tell every name of every part apart (the listing must carry the right ones).
+    const uint64_t ino = parts.size() * 1000 + parts.back().entries.size();
+    parts.back().entries.push_back(
+        {name, static_cast<UnionKind>(control & 3), ino, static_cast<unsigned char>(control >> 4)});
   }
   return parts;
 }
@@ -126,5 +131,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   check(accounted == expected, "a name not accounted for exactly once");
+
+  std::multiset<std::tuple<std::string, uint64_t, unsigned char>> shown, listed;
+  for (const UnionEntry& e : d.entries) shown.insert({e.name, e.ino, e.type});
+  std::vector<UnionPart> moved = parts;
+  for (const UnionPartEntry& e : union_listing(std::move(moved), FoldRules{})) {
+    listed.insert({e.name, e.ino, e.type});
+  }
+  check(listed == shown, "the listing is not the merge's entries");
   return 0;
 }

@@ -9,6 +9,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cstring>
@@ -162,6 +163,49 @@ TEST_F(UnionFsTest, ConcurrentLookupsListingsAndForgetsGiveEverythingBack) {
 // removals that leave whiteouts, creations over them) in random spellings while others read and
 // list; every answer is the one a model of each thread's files predicts, and at the end every
 // tree lookup is given back. Under ThreadSanitizer this is the union's write paths' race check.
+// A directory large enough to be read a thread per tree (UnionFilesystem::read_parts), listed
+// from several threads at once: each name once, in the spelling of the tree that decides it, and
+// nothing a whiteout hides.
+TEST_F(UnionFsTest, ALargeDirectoryIsReadTreeBesideTreeAndListsEachNameOnce) {
+  ASSERT_EQ(::mkdir((game_.path() + "/Data/Meshes").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((mod_.path() + "/DATA/MESHES").c_str(), 0755), 0);
+  std::map<std::string, std::string> expected;  // folded -> the spelling listed
+  for (int i = 0; i < 3000; ++i) {
+    const std::string n = "mesh_" + std::to_string(i) + ".nif";
+    std::string upper = n;
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    Write(game_.path() + "/Data/Meshes/" + n, "game");
+    if (i % 3 == 0) {
+      Write(mod_.path() + "/DATA/MESHES/" + upper, "mod");
+      expected[n] = upper;
+    } else if (i % 3 == 1 && i % 2 == 0) {
+      ASSERT_EQ(
+          ::mknod((mod_.path() + "/DATA/MESHES/" + upper).c_str(), S_IFCHR | 0600, makedev(0, 0)),
+          0);  // a whiteout: not listed, and hides the game's
+    } else {
+      expected[n] = n;
+    }
+  }
+  EntryOut data, meshes;
+  ASSERT_EQ(Lookup(Operations::kRootId, "data", &data), 0);
+  ASSERT_EQ(Lookup(data.ino, "meshes", &meshes), 0);
+  const uint64_t before = Stat(fs_->stats_text(), "union_listings_read_aside");
+  std::vector<std::vector<std::string>> seen(3);
+  std::vector<std::thread> threads;
+  for (auto& listing : seen) threads.emplace_back([&] { listing = List(meshes.ino); });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(Stat(fs_->stats_text(), "union_listings_read_aside"), before + seen.size());
+  std::vector<std::string> want;
+  for (const auto& [folded, listed] : expected) want.push_back(listed);
+  std::sort(want.begin(), want.end());
+  for (std::vector<std::string>& listing : seen) {
+    std::sort(listing.begin(), listing.end());
+    EXPECT_EQ(listing, want);
+  }
+  fs_->forget(meshes.ino, 1);
+  fs_->forget(data.ino, 1);
+}
+
 class UnionFsWritesTest : public UnionFsTest {
  protected:
   void SetUp() override {

@@ -108,6 +108,10 @@ void DirWatcher::deliver_queued() {
   drain();
 }
 
+void DirWatcher::wait_for_delivery() {
+  MutexLock lock(read_mutex_);
+}
+
 void DirWatcher::drain() {
   alignas(struct fanotify_event_metadata) static thread_local char buf[64 * 1024];
   for (;;) {

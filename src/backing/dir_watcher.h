@@ -63,6 +63,11 @@ class DirWatcher {
 
   // Delivers every event already queued before returning (from the calling thread if need be).
   void deliver_queued() EXCLUDES(read_mutex_);
+  // The same when the caller saw the queue empty (polled queue_fd()): only waits for events the
+  // watcher's thread has read and is still handing out.
+  void wait_for_delivery() EXCLUDES(read_mutex_);
+  // The fanotify queue, to poll (readable while events are queued); never read it.
+  int queue_fd() const { return fanotify_.get(); }
 
   // Makes the watcher's thread run `idle` soon.
   void kick();

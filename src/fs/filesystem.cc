@@ -529,6 +529,14 @@ void Filesystem::lost_track() {
   outside_->invalidate_inodes(inodes_.ids());
 }
 
+void Filesystem::take_in_outside_changes(bool queued) {
+  if (!outside_) return;
+  if (queued)
+    outside_->deliver_queued();
+  else
+    outside_->wait_for_delivery();
+}
+
 void Filesystem::take_in_outside_changes(const Inode& dir) {
   take_in_outside_changes(dir, dir);
 }
@@ -729,7 +737,8 @@ int Filesystem::lookup(const Context& ctx, uint64_t parent, std::string_view nam
 }
 
 int Filesystem::lookup_in_tree(const Context&, uint64_t parent, std::string_view name,
-                               EntryOut* out, std::string* found, size_t* equivalents) {
+                               EntryOut* out, std::string* found, size_t* equivalents,
+                               bool changes_taken_in) {
   counters_.lookups++;
   // "." and ".." arrive only when the kernel reconnects an inode reached by file handle.
   if (name == ".") {
@@ -760,7 +769,7 @@ int Filesystem::lookup_in_tree(const Context&, uint64_t parent, std::string_view
   }
 
   listing_.looked_up_in(*dir->dir);
-  take_in_outside_changes(*dir);
+  if (!changes_taken_in) take_in_outside_changes(*dir);
   DirLock lock(*dir->dir, DirLock::kRead);
   const bool casefold = casefolded(*dir);
   if (int e = check_name(name, casefold, NameUse::kFind); e != 0) return e;
@@ -772,7 +781,7 @@ int Filesystem::lookup_in_tree(const Context&, uint64_t parent, std::string_view
     err = resolve(dir, dirfd->get(), *folded, &stored, &exact_stat);
   }
   if (err == 0) err = enter_name(*dir, dirfd->get(), stored, out, exact_stat);
-  if (err == 0 && found) *found = stored;
+  if (err == 0 && found) *found = std::move(stored);
   if (err == 0 && equivalents) {
     *equivalents = folded ? count_equivalents(dir, dirfd->get(), *folded) : 1;
   }
@@ -797,7 +806,7 @@ size_t Filesystem::count_equivalents(const std::shared_ptr<Inode>& dir, int dirf
   {
     MutexLock lock(state.index_lock);
     if (ensure_index(state, dirfd, &loaded) == 0) {
-      count = std::max<size_t>(1, state.index.equivalents(name).size());
+      count = std::max<size_t>(1, state.index.count_equivalents(name));
     }
     names = state.index.size();
   }

@@ -161,8 +161,14 @@ class Filesystem : public Operations, private OutsideWatch::Listener {
   // also gives the stored name it found (`found`) and how many stored names of the directory
   // share its key (`equivalents`: more than one is a collision inside this tree). Either may be
   // null.
+  // `changes_taken_in`: the caller made take_in_outside_changes() answer for this request.
   int lookup_in_tree(const Context& ctx, uint64_t parent, std::string_view name, EntryOut* out,
-                     std::string* found, size_t* equivalents);
+                     std::string* found, size_t* equivalents, bool changes_taken_in = false);
+  // The queue of outside changes, for a union to poll its trees' at once: -1 when they are not
+  // watched. Then take_in_outside_changes(queued) with what the poll said of this one: changes
+  // queued before the poll are taken in when it returns.
+  int outside_queue_fd() const { return outside_ ? outside_->queue_fd() : -1; }
+  void take_in_outside_changes(bool queued);
   // Whether the directory `ino` is opaque in a union (backing/union_format.h).
   bool opaque(uint64_t ino);
   // The directory `ino` as part `tree` of a union's merged directory (fs/union_parts.h): its

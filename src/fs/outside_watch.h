@@ -55,6 +55,9 @@ class OutsideWatch {
   void unwatch(int dirfd);
   // Delivers every change queued before the call (from the calling thread if need be).
   void deliver_queued();
+  // The same for a caller that polled queue_fd() and found nothing queued.
+  void wait_for_delivery() { watcher_->wait_for_delivery(); }
+  int queue_fd() const { return watcher_->queue_fd(); }
   // The kernel is to drop the attributes and cached pages of these inodes (sent by the
   // watcher's thread, soon).
   void invalidate_inodes(const std::vector<uint64_t>& ids) EXCLUDES(pending_mutex_);

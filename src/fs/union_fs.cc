@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/xattr.h>
 
 #include <algorithm>
@@ -128,6 +129,28 @@ void UnionFilesystem::set_transport_stats(std::function<std::string()> lines) {
 
 void UnionFilesystem::start_services() {
   for (auto& t : trees_) t->start_services();
+  backing::UniqueFd poll(::epoll_create1(EPOLL_CLOEXEC));
+  for (size_t t = 0; t < trees_.size() && poll.valid(); ++t) {
+    struct epoll_event ev = {};
+    ev.events = EPOLLIN;
+    ev.data.u64 = t;
+    const int queue = trees_[t]->outside_queue_fd();
+    if (queue < 0 || ::epoll_ctl(poll.get(), EPOLL_CTL_ADD, queue, &ev) != 0) poll.reset();
+  }
+  outside_poll_ = std::move(poll);
+}
+
+// One epoll_wait instead of a read of each tree's queue on every lookup (most find theirs
+// empty). Level-triggered: a queue that holds events when the poll runs is reported.
+bool UnionFilesystem::take_in_outside_changes() {
+  if (!outside_poll_.valid()) return false;
+  std::vector<struct epoll_event> ready(trees_.size());
+  const int n = ::epoll_wait(outside_poll_.get(), ready.data(), static_cast<int>(ready.size()), 0);
+  if (n < 0) return false;
+  std::vector<bool> queued(trees_.size(), false);
+  for (int i = 0; i < n; ++i) queued[ready[static_cast<size_t>(i)].data.u64] = true;
+  for (size_t t = 0; t < trees_.size(); ++t) trees_[t]->take_in_outside_changes(queued[t]);
+  return true;
 }
 
 void UnionFilesystem::stop_services() {
@@ -227,7 +250,7 @@ int UnionFilesystem::enter(Found&& found, EntryOut* out) {
     auto known = by_decider_.find(key);
     std::shared_ptr<Node> n;
     if (known != by_decider_.end()) {
-      n = nodes_[known->second];
+      n = nodes_.at(known->second);
     } else {
       n = std::make_shared<Node>();
       n->id = (nodes_.count(key.id) == 0 && key.id != kRootId) ? key.id : next_own_id_++;
@@ -251,7 +274,7 @@ int UnionFilesystem::enter(Found&& found, EntryOut* out) {
         n->parent = found.parent;
         n->name = found.stored;
       }
-      for (const Part& p : found.held) n->held[p]++;
+      for (const Part& p : found.held) hold(*n, p);
     }
   }
   give_back(surplus);
@@ -262,6 +285,16 @@ int UnionFilesystem::enter(Found&& found, EntryOut* out) {
   return 0;
 }
 
+void UnionFilesystem::hold(Node& n, Part p) {
+  for (auto& [part, count] : n.held) {
+    if (part == p) {
+      count++;
+      return;
+    }
+  }
+  n.held.emplace_back(p, 1);
+}
+
 void UnionFilesystem::give_back(const std::vector<Part>& held) {
   for (const Part& p : held) {
     if (p.id != kRootId) trees_[p.tree]->forget(p.id, 1);
@@ -270,7 +303,7 @@ void UnionFilesystem::give_back(const std::vector<Part>& held) {
 
 void UnionFilesystem::forget(uint64_t ino, uint64_t nlookup) {
   if (ino == kRootId) return;
-  std::map<Part, uint64_t> held;
+  Holds held;
   {
     MutexLock lock(mutex_);
     auto it = nodes_.find(ino);
@@ -302,7 +335,8 @@ int UnionFilesystem::lookup(const Context& ctx, uint64_t parent, std::string_vie
   if (name == "..") return parent_of(ctx, *dir, out);
   Found found;
   found.parent = parent;
-  const int err = find(ctx, parts_of(*dir), name, &found);
+  const bool taken_in = take_in_outside_changes();
+  const int err = find(ctx, parts_of(*dir), name, &found, taken_in);
   if (err == ENOENT) {
     out->ino = 0;
     out->entry_timeout = found.timeout == kNever ? 0 : found.timeout;
@@ -312,14 +346,15 @@ int UnionFilesystem::lookup(const Context& ctx, uint64_t parent, std::string_vie
 }
 
 int UnionFilesystem::find(const Context& ctx, const std::vector<Part>& dir, std::string_view name,
-                          Found* found) {
+                          Found* found, bool changes_taken_in) {
   found->timeout = kNever;
-  std::string spelling(name);
+  std::string_view spelling = name;  // then the deciding tree's (found->stored)
   for (const Part& p : dir) {
     EntryOut e;
     std::string stored;
     size_t equivalents = 0;
-    const int err = trees_[p.tree]->lookup_in_tree(ctx, p.id, spelling, &e, &stored, &equivalents);
+    const int err = trees_[p.tree]->lookup_in_tree(ctx, p.id, spelling, &e, &stored, &equivalents,
+                                                   changes_taken_in);
     if (err == ENOENT || (err == 0 && e.ino == 0)) {
       found->timeout = std::min(found->timeout, e.entry_timeout);
       continue;
@@ -347,8 +382,8 @@ int UnionFilesystem::find(const Context& ctx, const std::vector<Part>& dir, std:
     found->parts.push_back({p.tree, e.ino});
     if (!merging_below) {
       found->entry = e;
-      found->stored = stored;
-      spelling = stored;  // the lower trees are matched with the deciding spelling
+      found->stored = std::move(stored);
+      spelling = found->stored;  // the lower trees are matched with the deciding spelling
     }
     if (!is_dir(e) || trees_[p.tree]->opaque(e.ino)) break;
   }

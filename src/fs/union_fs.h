@@ -131,6 +131,13 @@ class UnionFilesystem : public Operations {
     bool operator==(const Part&) const = default;
     bool operator<(const Part& o) const { return tree != o.tree ? tree < o.tree : id < o.id; }
   };
+  struct PartHash {
+    size_t operator()(const Part& p) const {
+      return std::hash<uint64_t>{}(p.id * 0x9E3779B97F4A7C15ull + p.tree);
+    }
+  };
+  // Tree lookups a node holds: few (one per part it stood on), so a vector.
+  using Holds = std::vector<std::pair<Part, uint64_t>>;
   // One entry of a merged listing, as the deciding tree lists it (its d_ino and DT_ type).
   using Item = names::UnionPartEntry;
   // id and directory are set before the node is published in nodes_ and never change; the rest
@@ -138,8 +145,8 @@ class UnionFilesystem : public Operations {
   struct Node {
     uint64_t id = 0;
     bool directory = false;
-    std::vector<Part> parts;        // highest first; parts[0] decides
-    std::map<Part, uint64_t> held;  // tree lookups held for this node
+    std::vector<Part> parts;  // highest first; parts[0] decides
+    Holds held;               // tree lookups held for this node
     uint64_t nlookup = 0;
     std::shared_ptr<const std::vector<Item>> listing;  // made by the last readdir from offset 0
     // Where the last lookup found a non-directory: the union directory and the deciding tree's
@@ -181,14 +188,22 @@ class UnionFilesystem : public Operations {
   // when it has none.
   uint64_t origin_of(uint64_t upper_id);
 
-  // The trees' answers for `name` in the merged directory `dir`.
-  int find(const Context& ctx, const std::vector<Part>& dir, std::string_view name, Found* found);
+  // The trees' answers for `name` in the merged directory `dir`. `changes_taken_in`: by
+  // take_in_outside_changes() for this request.
+  int find(const Context& ctx, const std::vector<Part>& dir, std::string_view name, Found* found,
+           bool changes_taken_in = false);
+  // Every tree takes in the outside changes queued before the call, as each tree's lookup would
+  // on its own: one poll of all their queues, a read of those that hold any. False when the
+  // trees must do it themselves.
+  bool take_in_outside_changes();
   // The same from the merged listing (a collision inside a tree).
   int find_by_listing(const Context& ctx, const std::vector<Part>& dir, std::string_view name,
                       Found* found);
   // The union node for what was found: one more lookup of it. `out` gets its entry.
   int enter(Found&& found, EntryOut* out) EXCLUDES(mutex_);
   void give_back(const std::vector<Part>& held);
+  // One more tree lookup of `p` held by `n`.
+  void hold(Node& n, Part p) REQUIRES(mutex_);
 
   // The merged listing of `dir`.
   int read_parts(const std::vector<Part>& dir, std::vector<names::UnionPart>* parts);
@@ -260,6 +275,9 @@ class UnionFilesystem : public Operations {
 
   const Options options_;
   std::vector<std::unique_ptr<Filesystem>> trees_;
+  // An epoll set of the trees' queues of outside changes (each tagged with its tree), made by
+  // start_services() when every tree is watched; invalid otherwise.
+  backing::UniqueFd outside_poll_;
   std::vector<std::unique_ptr<TreeNotifier>> notifiers_;
   std::function<std::string()> transport_stats_;
 
@@ -267,7 +285,8 @@ class UnionFilesystem : public Operations {
 
   mutable Mutex mutex_;
   std::unordered_map<uint64_t, std::shared_ptr<Node>> nodes_ GUARDED_BY(mutex_);
-  std::map<Part, uint64_t> by_decider_ GUARDED_BY(mutex_);  // the deciding part -> union id
+  // the deciding part -> union id
+  std::unordered_map<Part, uint64_t, PartHash> by_decider_ GUARDED_BY(mutex_);
   uint64_t next_own_id_ GUARDED_BY(mutex_) = uint64_t{1} << 63;
 };
 

@@ -38,7 +38,7 @@ bool UnionFilesystem::restand(Part old, Part upper, uint64_t shown_ino) {
   } else {
     n->parts = {upper};  // the lower file is hidden now; its lookup is given back at forget
   }
-  n->held[upper]++;
+  hold(*n, upper);
   n->listing.reset();
   if (!n->shown_ino) n->shown_ino = shown_ino;
   return true;

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <linux/fs.h>
 #include <linux/fuse.h>
@@ -19,6 +20,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <new>
 #include <string>
 #include <vector>
@@ -518,6 +520,25 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
 }
 
 // A readdir reply buffer of the kernel's size, filled one entry at a time.
+// A listed name as the C string fuse_add_direntry wants, without a heap copy: names read from a
+// directory are at most NAME_MAX bytes (a longer one, which no directory holds, is copied).
+class ListedName {
+ public:
+  explicit ListedName(std::string_view name) {
+    if (name.size() < sizeof(buf_)) {
+      std::memcpy(buf_, name.data(), name.size());
+      buf_[name.size()] = '\0';
+    } else {
+      long_.assign(name);
+    }
+  }
+  const char* c_str() const { return long_.empty() ? buf_ : long_.c_str(); }
+
+ private:
+  char buf_[NAME_MAX + 1];
+  std::string long_;
+};
+
 class DirReply {
  public:
   DirReply(fuse_req_t req, size_t size) : req_(req), buf_(size) {}
@@ -554,7 +575,7 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, struc
           memset(&st, 0, sizeof(st));
           st.st_ino = d_ino;
           st.st_mode = type;
-          const std::string n(name);
+          const ListedName n(name);
           return reply.add([&](char* buf, size_t room) {
             return fuse_add_direntry(req, buf, room, n.c_str(), &st, next);
           });
@@ -572,7 +593,7 @@ void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
         ino, offset,
         [&](std::string_view name, const fs::EntryOut& out, off_t next) {
           struct fuse_entry_param e = to_entry_param(out);
-          const std::string n(name);
+          const ListedName n(name);
           return reply.add([&](char* buf, size_t room) {
             return fuse_add_direntry_plus(req, buf, room, n.c_str(), &e, next);
           });

@@ -303,6 +303,13 @@ std::vector<std::string> DirIndex::equivalents(const FoldedName& name) const {
   return out;
 }
 
+size_t DirIndex::count_equivalents(const FoldedName& name) const {
+  const long at = find_slot(name.key(), static_cast<uint32_t>(name.hash()));
+  if (at < 0) return 0;
+  const Slot& slot = slots_[static_cast<size_t>(at)];
+  return (slot.ref & kGroupBit) ? groups_[slot.ref & ~kGroupBit].members.size() : 1;
+}
+
 std::vector<std::vector<std::string>> DirIndex::collisions() const {
   std::vector<std::vector<std::string>> out;
   for (const Slot& s : slots_) {

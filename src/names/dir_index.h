@@ -56,6 +56,8 @@ class DirIndex {
 
   // Every stored name equivalent to `name` (including itself if stored), sorted bytewise.
   std::vector<std::string> equivalents(const FoldedName& name) const;
+  // How many there are (no copies: a union asks on every lookup).
+  size_t count_equivalents(const FoldedName& name) const;
 
   // Groups of two or more equivalent stored names, each sorted bytewise; groups sorted by
   // their first name.

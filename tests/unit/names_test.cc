@@ -101,6 +101,8 @@ TEST(DirIndex, ManySpellingsOfOneNameStayFastAndExact) {
   EXPECT_EQ(index.equivalents(FoldedName("x", FoldRules{})), std::vector<std::string>{});
   EXPECT_EQ(index.equivalents(FoldedName("abcdefghijklmnop", FoldRules{})),
             (std::vector<std::string>{sorted[sorted.size() - 2], sorted.back()}));
+  EXPECT_EQ(index.count_equivalents(FoldedName("abcdefghijklmnop", FoldRules{})), 2u);
+  EXPECT_EQ(index.count_equivalents(FoldedName("x", FoldRules{})), 0u);
   index.erase(sorted[sorted.size() - 2]);
   EXPECT_EQ(index.resolve("ABCDEFGHIJKLMNOP"), sorted.back());
   EXPECT_TRUE(index.collisions().empty());
@@ -128,6 +130,8 @@ TEST(DirIndex, GroupsOfEqualKeysFollowEveryChange) {
   EXPECT_EQ(index.resolve("k1"), "K1");
   EXPECT_EQ(index.equivalents(FoldedName("k1", FoldRules{})),
             (std::vector<std::string>{"K1", "\u212a1"}));
+  EXPECT_EQ(index.count_equivalents(FoldedName("K1", FoldRules{})), 2u);
+  EXPECT_EQ(index.count_equivalents(FoldedName("a", FoldRules{})), 1u);
 }
 
 TEST(KernelDentries, OnlyOtherSpellingsNeedInvalidation) {
@@ -149,6 +153,27 @@ TEST(KernelDentries, ANewEpochForgetsWhatTheKernelDropped) {
   EXPECT_FALSE(k.may_hold_other(1, 42, "foo"));
   // A caller still on an old epoch is answered conservatively.
   EXPECT_TRUE(k.may_hold_other(0, 42, "foo"));
+}
+
+// Keys whose hashes share their low bits (one probe run), past the record's limit: every key
+// noted keeps its spelling; once full, new keys are refused (the caller then invalidates
+// everything) while known keys still take new spellings; a new epoch makes room again.
+TEST(KernelDentries, ManyKeysUpToTheLimitAndNoFurther) {
+  KernelDentries k;
+  auto key = [](uint64_t i) { return i << 20; };
+  for (uint64_t i = 0; i < KernelDentries::kMaxKeys; ++i) {
+    ASSERT_TRUE(k.note(0, key(i), "n" + std::to_string(i))) << i;
+  }
+  EXPECT_FALSE(k.note(0, key(KernelDentries::kMaxKeys), "one too many"));
+  EXPECT_FALSE(k.may_hold_other(0, key(KernelDentries::kMaxKeys), "one too many"));
+  for (uint64_t i = 0; i < KernelDentries::kMaxKeys; i += 4099) {
+    EXPECT_FALSE(k.may_hold_other(0, key(i), "n" + std::to_string(i))) << i;
+    EXPECT_TRUE(k.may_hold_other(0, key(i), "N" + std::to_string(i))) << i;
+  }
+  EXPECT_TRUE(k.note(0, key(7), "N7"));
+  EXPECT_TRUE(k.may_hold_other(0, key(7), "n7"));
+  EXPECT_TRUE(k.note(1, key(KernelDentries::kMaxKeys), "one too many"));
+  EXPECT_FALSE(k.may_hold_other(1, key(7), "N7"));
 }
 
 }  // namespace

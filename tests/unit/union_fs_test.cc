@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include <cctype>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <random>
@@ -163,6 +165,49 @@ TEST_F(UnionFsTest, ConcurrentLookupsListingsAndForgetsGiveEverythingBack) {
 // removals that leave whiteouts, creations over them) in random spellings while others read and
 // list; every answer is the one a model of each thread's files predicts, and at the end every
 // tree lookup is given back. Under ThreadSanitizer this is the union's write paths' race check.
+// Changes another process makes directly in any tree are taken in by the very next lookup (the
+// union polls every tree's queue of outside changes at once, UnionFilesystem::
+// take_in_outside_changes): a file made in a higher tree overrides at once, its removal shows the
+// lower one again, a name made in the lowest tree is found at once after a miss.
+TEST_F(UnionFsTest, OutsideChangesInAnyTreeAreTakenInByTheNextLookup) {
+  fs_->start_services();
+  auto in_a_child = [](const std::function<void()>& change) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      change();
+      ::_exit(0);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+  };
+  EntryOut data, textures;
+  ASSERT_EQ(Lookup(Operations::kRootId, "data", &data), 0);
+  ASSERT_EQ(Lookup(data.ino, "textures", &textures), 0);
+  auto read = [&](const std::string& name) {
+    EntryOut e;
+    if (int err = Lookup(textures.ino, name, &e); err != 0) return std::string(std::strerror(err));
+    std::string text = ReadAll(e.ino);
+    fs_->forget(e.ino, 1);
+    return text;
+  };
+  const std::string mod = mod_.path() + "/DATA/textures/";
+  const std::string game = game_.path() + "/Data/Textures/";
+  for (int round = 0; round < 20; ++round) {
+    ASSERT_EQ(read("tex4.dds"), "game");
+    in_a_child([&] { Write(mod + "TEX4.DDS", "mod " + std::to_string(round)); });
+    ASSERT_EQ(read("tex4.dds"), "mod " + std::to_string(round)) << round;
+    in_a_child([&] { ::unlink((mod + "TEX4.DDS").c_str()); });
+    ASSERT_EQ(read("Tex4.dds"), "game") << round;
+    const std::string made = "made" + std::to_string(round) + ".dds";
+    ASSERT_EQ(read(made), std::strerror(ENOENT));
+    in_a_child([&] { Write(game + made, "new"); });
+    ASSERT_EQ(read(made), "new") << round;
+  }
+  fs_->forget(textures.ino, 1);
+  fs_->forget(data.ino, 1);
+  fs_->stop_services();
+}
+
 // A directory large enough to be read a thread per tree (UnionFilesystem::read_parts), listed
 // from several threads at once: each name once, in the spelling of the tree that decides it, and
 // nothing a whiteout hides.

@@ -448,8 +448,9 @@ int UnionFilesystem::read_parts(const std::vector<Part>& dir,
                                 std::vector<names::UnionPart>* parts) {
   parts->assign(dir.size(), names::UnionPart{});
   std::vector<int> errors(dir.size(), 0);
-  auto read = [&](size_t i) {
+  auto read = [&](size_t i) {  // and fold the names there, as part of the read
     errors[i] = trees_[dir[i].tree]->read_union_part(dir[i].id, dir[i].tree, &(*parts)[i]);
+    if (errors[i] == 0) names::hash_keys(&(*parts)[i], names::FoldRules{});
   };
   if (dir.size() > 1 && listed_bytes(dir) >= kReadAsideBytes) {
     listings_read_aside_++;

@@ -228,45 +228,55 @@ UnionDir merge(const std::vector<UnionPart>& parts, FoldRules rules, bool may_mo
 }
 
 // Each key seen by union_listing() and the first part that held it: an open-addressing table
-// over the keys' hashes, the keys' bytes in an arena.
+// over the keys' hashes. A slot names its key by the name that brought it (where that name stays:
+// in the listing, or in its part), folded again only when another name's hash equals its own.
 class KeyParts {
  public:
-  explicit KeyParts(size_t most) {
+  KeyParts(size_t most, FoldRules rules) : rules_(rules) {
     size_t slots = 16;
     while (slots < most + most / 2) slots *= 2;  // at most two thirds full
     slots_.resize(slots);
   }
 
-  // The first part that held `key`: `part` if none did before.
-  uint32_t first_part(uint64_t hash, std::string_view key, uint32_t part) {
-    size_t i = hash & mask();
-    for (; slots_[i].used; i = (i + 1) & mask()) {
-      const Slot& s = slots_[i];
-      if (s.hash == hash && std::string_view(arena_).substr(s.key_at, s.key_size) == key) {
-        return s.part;
-      }
+  // The slot of the key of `name` (hash `hash`): the first part that held it, or a free slot
+  // (part kFree) to fill with claim().
+  struct Slot {
+    uint64_t hash = 0;
+    const std::string* name = nullptr;
+    uint32_t part = kFree;
+  };
+  static constexpr uint32_t kFree = ~uint32_t{0};
+  Slot& find(uint64_t hash, const std::string& name) {
+    const size_t mask = slots_.size() - 1;
+    for (size_t i = static_cast<size_t>((hash * 0x9E3779B97F4A7C15ull) >> 32) & mask;;
+         i = (i + 1) & mask) {
+      Slot& s = slots_[i];
+      if (s.part == kFree) return s;
+      if (s.hash == hash && same_key(*s.name, name)) return s;
     }
-    slots_[i] = Slot{hash, static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(key.size()),
-                     part, true};
-    arena_.append(key);
-    return part;
   }
 
  private:
-  struct Slot {
-    uint64_t hash = 0;
-    uint32_t key_at = 0;
-    uint32_t key_size = 0;
-    uint32_t part = 0;
-    bool used = false;
-  };
-  size_t mask() const { return slots_.size() - 1; }
+  bool same_key(const std::string& a, const std::string& b) const {
+    if (a == b) return true;
+    const FoldedName fa(a, rules_);
+    const FoldedName fb(b, rules_);
+    return fa.key() == fb.key();
+  }
 
+  const FoldRules rules_;
   std::vector<Slot> slots_;
-  std::string arena_;
 };
 
 }  // namespace
+
+void hash_keys(UnionPart* part, FoldRules rules) {
+  part->key_hashes.clear();
+  part->key_hashes.reserve(part->entries.size());
+  for (const UnionPartEntry& e : part->entries) {
+    part->key_hashes.push_back(FoldedName(e.name, rules).hash());
+  }
+}
 
 // Part by part, highest first: a name is listed when no higher part holds its key (a whiteout
 // holds it too) and it is no whiteout; names colliding inside one tree are all listed.
@@ -276,16 +286,26 @@ std::vector<UnionPartEntry> union_listing(std::vector<UnionPart>&& parts, FoldRu
     count += p.entries.size();
     if (p.opaque) break;
   }
-  KeyParts keys(count);
+  KeyParts keys(count, rules);
   std::vector<UnionPartEntry> listed;
-  listed.reserve(count);
+  listed.reserve(count);  // never reallocated: slots point at the names moved in
   for (uint32_t p = 0; p < parts.size(); ++p) {
-    for (UnionPartEntry& e : parts[p].entries) {
-      const FoldedName folded(e.name, rules);
-      const bool decides = keys.first_part(folded.hash(), folded.key(), p) == p;
-      if (decides && e.kind != UnionKind::kWhiteout) listed.push_back(std::move(e));
+    UnionPart& part = parts[p];
+    const bool hashed = part.key_hashes.size() == part.entries.size();
+    for (size_t i = 0; i < part.entries.size(); ++i) {
+      UnionPartEntry& e = part.entries[i];
+      const uint64_t hash = hashed ? part.key_hashes[i] : FoldedName(e.name, rules).hash();
+      KeyParts::Slot& slot = keys.find(hash, e.name);
+      if (slot.part != KeyParts::kFree && slot.part != p) continue;  // a higher part's key
+      const bool first = slot.part == KeyParts::kFree;
+      const std::string* name = &e.name;
+      if (e.kind != UnionKind::kWhiteout) {
+        listed.push_back(std::move(e));
+        name = &listed.back().name;
+      }
+      if (first) slot = KeyParts::Slot{hash, name, p};
     }
-    if (parts[p].opaque) break;
+    if (part.opaque) break;
   }
   return listed;
 }

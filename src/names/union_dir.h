@@ -40,7 +40,13 @@ struct UnionPart {
   size_t tree = 0;  // the tree's rank: 0 is the highest (the upper tree, or the first lower)
   std::vector<UnionPartEntry> entries;
   bool opaque = false;  // hides every part below it
+  // FoldedName::hash() of each entry, when hash_keys() filled it (else empty): folded where the
+  // part was read, so that the listing only looks them up.
+  std::vector<uint64_t> key_hashes;
 };
+
+// Fills part->key_hashes.
+void hash_keys(UnionPart* part, FoldRules rules);
 
 // A name in one tree.
 struct UnionName {
@@ -83,8 +89,9 @@ UnionDir merge_union_dir(const std::vector<UnionPart>& parts, FoldRules rules);
 
 // What a listing of the merged directory shows, and only that: the entries merge_union_dir()
 // gives (each as its deciding part holds it: name, kind, d_ino, type), in no particular order,
-// moved out of `parts`. A readdir needs no more, and this takes one hash of each name instead of
-// a sort of them all.
+// moved out of `parts`. A readdir needs no more, and this takes one hash of each name (the
+// parts' key_hashes where given) instead of a sort of them all; names are folded again only to
+// tell apart two whose hashes are equal.
 std::vector<UnionPartEntry> union_listing(std::vector<UnionPart>&& parts, FoldRules rules);
 // The same, moving the listed names out of `parts` instead of copying them; with `sorted` false
 // the entries come in no particular order (a listing to serve, where sorting would only cost).

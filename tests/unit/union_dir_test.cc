@@ -13,7 +13,7 @@ constexpr auto kFile = UnionKind::kOther;
 constexpr auto kWhiteout = UnionKind::kWhiteout;
 
 UnionPart Part(size_t tree, std::vector<UnionPartEntry> entries, bool opaque = false) {
-  return UnionPart{tree, std::move(entries), opaque};
+  return UnionPart{tree, std::move(entries), opaque, {}};
 }
 
 const UnionEntry* Find(const UnionDir& d, const std::string& name) {

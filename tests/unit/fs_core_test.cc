@@ -23,6 +23,7 @@
 
 #include "fs/filesystem.h"
 #include "support/fake_kernel.h"
+#include "support/other_process.h"
 #include "support/scratch_dir.h"
 
 namespace foldfs::fs {
@@ -301,16 +302,7 @@ TEST_F(FsCoreTest, RevalidateModeSeesBackingChangesByChangeTime) {
   EXPECT_EQ(lookup(kRoot, "OUTSIDE"), ENOENT);
 }
 
-// Runs `fn` in a child process: the watcher ignores this process's own changes.
-void in_other_process(const std::function<void()>& fn) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    fn();
-    ::_exit(0);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-}
+using test_support::in_other_process;  // the watcher ignores this process's own changes
 
 TEST_F(FsCoreTest, WatchModeSeesOtherProcessesChanges) {
   open_all();

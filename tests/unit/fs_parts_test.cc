@@ -29,6 +29,7 @@
 #include "fs/outside_watch.h"
 #include "fs/resting_dirs.h"
 #include "support/fake_kernel.h"
+#include "support/other_process.h"
 #include "support/scratch_dir.h"
 
 namespace foldfs::fs {
@@ -330,16 +331,7 @@ struct Recorder : OutsideWatch::Listener {
   std::atomic<int> lost{0};
 };
 
-// Another process's change (the watch skips the daemon's own).
-void in_a_child(const std::function<void()>& change) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    change();
-    ::_exit(0);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-}
+using test_support::in_other_process;  // the watch skips the daemon's own changes
 
 TEST(OutsideWatch, ChangesOfOtherProcessesAreDeliveredBeforeDeliverQueuedReturns) {
   Scratch dir;
@@ -349,7 +341,7 @@ TEST(OutsideWatch, ChangesOfOtherProcessesAreDeliveredBeforeDeliverQueuedReturns
   int err = 0;
   auto watch = OutsideWatch::start(root.get(), recorder, &notifier, &err);
   if (!watch) GTEST_SKIP() << "fanotify cannot watch /tmp here: " << std::strerror(err);
-  in_a_child([&] {
+  in_other_process([&] {
     ::close(::open(dir.path("made").c_str(), O_CREAT | O_WRONLY, 0644));
     ::chmod(dir.path("made").c_str(), 0600);
   });

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "support/fake_kernel.h"
+#include "support/other_process.h"
 #include "support/scratch_dir.h"
 
 namespace foldfs::fs {
@@ -171,15 +172,6 @@ TEST_F(UnionFsTest, ConcurrentLookupsListingsAndForgetsGiveEverythingBack) {
 // lower one again, a name made in the lowest tree is found at once after a miss.
 TEST_F(UnionFsTest, OutsideChangesInAnyTreeAreTakenInByTheNextLookup) {
   fs_->start_services();
-  auto in_a_child = [](const std::function<void()>& change) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      change();
-      ::_exit(0);
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-  };
   EntryOut data, textures;
   ASSERT_EQ(Lookup(Operations::kRootId, "data", &data), 0);
   ASSERT_EQ(Lookup(data.ino, "textures", &textures), 0);
@@ -194,13 +186,14 @@ TEST_F(UnionFsTest, OutsideChangesInAnyTreeAreTakenInByTheNextLookup) {
   const std::string game = game_.path() + "/Data/Textures/";
   for (int round = 0; round < 20; ++round) {
     ASSERT_EQ(read("tex4.dds"), "game");
-    in_a_child([&] { Write(mod + "TEX4.DDS", "mod " + std::to_string(round)); });
+    test_support::in_other_process(
+        [&] { Write(mod + "TEX4.DDS", "mod " + std::to_string(round)); });
     ASSERT_EQ(read("tex4.dds"), "mod " + std::to_string(round)) << round;
-    in_a_child([&] { ::unlink((mod + "TEX4.DDS").c_str()); });
+    test_support::in_other_process([&] { ::unlink((mod + "TEX4.DDS").c_str()); });
     ASSERT_EQ(read("Tex4.dds"), "game") << round;
     const std::string made = "made" + std::to_string(round) + ".dds";
     ASSERT_EQ(read(made), std::strerror(ENOENT));
-    in_a_child([&] { Write(game + made, "new"); });
+    test_support::in_other_process([&] { Write(game + made, "new"); });
     ASSERT_EQ(read(made), "new") << round;
   }
   fs_->forget(textures.ino, 1);

@@ -12,7 +12,8 @@
 #
 # Rows (operations per second, higher is better; fsbench, bench/workloads/fsbench.cc):
 #   stat exact      every name in its own spelling, after a fresh mount and dropped caches
-#   stat again      the same again (the kernel's caches)
+#   stat again      the same again (the kernel's caches: no request reaches a daemon, which
+#                   the last line shows for foldfs's union; a row no FUSE filesystem can win)
 #   stat other      every name upper-cased (case-insensitive mounts only)
 #   stat missing    names that exist nowhere
 #   find            `find` of the whole union after a fresh mount (entries per second)
@@ -112,6 +113,9 @@ fresh() {  # a fresh mount and no cache: nothing answers from memory
   echo 3 >/proc/sys/vm/drop_caches
 }
 
+# The lookups foldfs's daemon answered so far (every tree's): "stat again" is to reach none.
+lookups_seen() { "$FOLDFS" stats "$1" | awk '$1 ~ /(^|_)lookups$/ { n += $2 } END { print n + 0 }'; }
+
 RESULTS=$WORK/results
 : >"$RESULTS"
 m() {  # config row fsbench-args...
@@ -131,7 +135,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
       [ "$(cat "$(dir_of "$c")/data/TEXTURES/$(name_of 10)")" = "tree 1" ] || fail "$c: wrong file"
     fi
     m "$c" stat_exact stat "$d" "$FILES" exact
+    [ "$c" = union ] && before=$(lookups_seen "$(dir_of "$c")")
     m "$c" stat_again stat "$d" "$FILES" exact
+    [ "$c" = union ] && echo "union again_lookups $(($(lookups_seen "$(dir_of "$c")") - before))" >>"$RESULTS"
     if [ "$c" = union ] || [ "$c" = one ]; then m "$c" stat_other stat "$d" "$FILES" other; fi
     m "$c" stat_missing stat "$d" "$FILES" missing
     fresh "$c"
@@ -157,3 +163,6 @@ for row in stat_exact stat_again stat_other stat_missing find read_tree; do
     "$(ratio "${v[union]}" "${v[overlayfs]}") | $(ratio "${v[union]}" "${v[mergerfs]}") |" \
     "$(ratio "${v[union]}" "${v[native]}") |"
 done
+echo
+echo "Lookups foldfs's union answered during \"stat again\" (the kernel's cache serves that row):" \
+  "$(awk '$1 == "union" && $2 == "again_lookups" { printf "%s%s", sep, $3; sep = ", " }' "$RESULTS")."

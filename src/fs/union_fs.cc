@@ -24,6 +24,7 @@ constexpr double kNever = std::numeric_limits<double>::infinity();
 constexpr size_t kMaxDepth = 4096;  // bounds a walk up a tree whose ".." would loop
 // A merged directory whose parts hold this much is read with a thread per part (read_parts).
 constexpr off_t kReadAsideBytes = 64 * 1024;
+constexpr size_t kReadAsideThreads = 7;  // besides the request's own
 
 }  // namespace
 
@@ -454,14 +455,20 @@ int UnionFilesystem::read_parts(const std::vector<Part>& dir,
   };
   if (dir.size() > 1 && listed_bytes(dir) >= kReadAsideBytes) {
     listings_read_aside_++;
+    // At most kReadAsideThreads helpers (a mod list may hold a hundred trees), each taking the
+    // next part not yet taken, as this thread does.
+    std::atomic<size_t> next{0};
+    auto take_parts = [&] {
+      for (size_t i; (i = next.fetch_add(1)) < dir.size();) read(i);
+    };
     std::vector<std::thread> helpers;
-    helpers.reserve(dir.size() - 1);
+    const size_t wanted = std::min(dir.size() - 1, kReadAsideThreads);
+    helpers.reserve(wanted);
     try {
-      for (size_t i = 1; i < dir.size(); ++i) helpers.emplace_back(read, i);
-    } catch (const std::system_error&) {  // no thread to be had: the rest are read here
+      while (helpers.size() < wanted) helpers.emplace_back(take_parts);
+    } catch (const std::system_error&) {  // no more threads to be had: fewer read aside
     }
-    read(0);
-    for (size_t i = helpers.size() + 1; i < dir.size(); ++i) read(i);
+    take_parts();
     for (std::thread& t : helpers) t.join();
   } else {
     for (size_t i = 0; i < dir.size(); ++i) {

@@ -244,6 +244,49 @@ TEST_F(UnionFsTest, ALargeDirectoryIsReadTreeBesideTreeAndListsEachNameOnce) {
   fs_->forget(data.ino, 1);
 }
 
+// More trees than helper threads (a mod list): every part of a large merged directory is read,
+// by whichever thread takes it, and the listing is each tree's names above the lower spellings.
+TEST(UnionFsManyTrees, EveryPartOfALargeDirectoryIsReadAndListedOnce) {
+  constexpr int kTrees = 12;
+  std::vector<std::unique_ptr<ScratchDir>> trees;
+  std::vector<std::string> paths;
+  std::map<std::string, std::string> expected;  // lowercase name -> listed spelling
+  for (int t = 0; t < kTrees; ++t) {
+    trees.push_back(std::make_unique<ScratchDir>("foldfs-tree"));
+    ASSERT_TRUE(trees.back()->ok());
+    paths.push_back(trees.back()->path());
+    const std::string dir = paths.back() + (t % 2 ? "/MESHES" : "/meshes");
+    ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+    for (int i = 0; i < 400; ++i) {
+      const int n = t * 300 + i;  // the last 100 of each tree are hidden by the tree above
+      const std::string name = (t % 2 ? "MESH_" : "mesh_") + std::to_string(n) + ".nif";
+      Write(dir + "/" + name, std::to_string(t));
+      expected.emplace("mesh_" + std::to_string(n) + ".nif", name);  // the highest tree's
+    }
+  }
+  std::string error;
+  auto fs = UnionFilesystem::open(paths, Options{}, &error);
+  ASSERT_TRUE(fs) << error;
+  EntryOut meshes;
+  ASSERT_EQ(fs->lookup(Context{}, Operations::kRootId, "Meshes", &meshes), 0);
+  std::vector<std::string> listed;
+  fs->readdir(
+      meshes.ino, 0,
+      [&](std::string_view name, uint64_t, mode_t, off_t) {
+        if (name != "." && name != "..") listed.emplace_back(name);
+        return true;
+      },
+      1 << 20);
+  EXPECT_EQ(Stat(fs->stats_text(), "union_listings_read_aside"), 1u);
+  std::vector<std::string> want;
+  for (const auto& [lower, spelling] : expected) want.push_back(spelling);
+  std::sort(want.begin(), want.end());
+  std::sort(listed.begin(), listed.end());
+  EXPECT_EQ(listed.size(), want.size());
+  EXPECT_EQ(listed, want);
+  fs->forget(meshes.ino, 1);
+}
+
 class UnionFsWritesTest : public UnionFsTest {
  protected:
   void SetUp() override {

@@ -11,17 +11,15 @@
 // dropped them); note() and may_hold_other() take the epoch the caller observed. Spellings are
 // kept as 64-bit hashes (two spellings mistaken for one: odds 2^-64 per pair).
 //
-// Memory: at most kMaxKeys keys (16 to 48 bytes each: an open-addressing table, at most two
-// thirds full, doubled as it fills); note() returns false when the record is full, and the
-// caller then invalidates everything, which empties it. A flat table because every lookup of a
-// casefolded directory notes its key here (through a union, once per tree asked).
+// Memory: at most kMaxKeys keys (about 40 bytes each); note() returns false when the record is
+// full, and the caller then invalidates everything, which empties it.
 //
 // Lock order: mutex_ is a leaf lock.
 #pragma once
 
 #include <cstdint>
 #include <string_view>
-#include <vector>
+#include <unordered_map>
 
 #include "base/thread_safety.h"
 
@@ -39,26 +37,16 @@ class KernelDentries {
   void forget_all() EXCLUDES(mutex_);
 
  private:
-  static constexpr uint64_t kMany = 0;   // several spellings seen (spelling hashes are odd)
-  static constexpr uint64_t kEmpty = 2;  // a free slot: neither kMany nor a spelling hash
-  struct Slot {
-    uint64_t key_hash = 0;
-    uint64_t spellings = kEmpty;  // the one spelling's hash, or kMany
-  };
+  static constexpr uint64_t kMany = 0;  // several spellings seen (spelling hashes are odd)
   static uint64_t spelling_hash(std::string_view spelling);
-  // The slot of `key_hash`, or the free slot where it would go (the table is never full).
-  Slot& slot_of(uint64_t key_hash) REQUIRES(mutex_);
-  void grow() REQUIRES(mutex_);
-  void clear() REQUIRES(mutex_);
   // Takes `epoch` as current if it is newer (forgetting what older epochs noted); false when
   // the caller's epoch is already past.
   bool adopt_epoch(uint64_t epoch) REQUIRES(mutex_);
 
   Mutex mutex_;
   uint64_t epoch_ GUARDED_BY(mutex_) = 0;
-  // key hash -> spelling hash, or kMany; a power of two in size (or empty)
-  std::vector<Slot> slots_ GUARDED_BY(mutex_);
-  size_t keys_ GUARDED_BY(mutex_) = 0;
+  // key hash -> spelling hash, or kMany
+  std::unordered_map<uint64_t, uint64_t> by_key_ GUARDED_BY(mutex_);
 };
 
 }  // namespace foldfs::names

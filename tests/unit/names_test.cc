@@ -155,7 +155,8 @@ TEST(KernelDentries, ANewEpochForgetsWhatTheKernelDropped) {
   EXPECT_TRUE(k.may_hold_other(0, 42, "foo"));
 }
 
-// Keys whose hashes share their low bits (one probe run), past the record's limit: every key
+// Keys whose hashes share their low bits (a weak table would pile them up), past the record's
+// limit: every key
 // noted keeps its spelling; once full, new keys are refused (the caller then invalidates
 // everything) while known keys still take new spellings; a new epoch makes room again.
 TEST(KernelDentries, ManyKeysUpToTheLimitAndNoFurther) {

@@ -445,13 +445,13 @@ int UnionFilesystem::find_by_listing(const Context& ctx, const std::vector<Part>
 // The parts of a large directory are read side by side: each read waits for its own tree's
 // blocks and walks its own directory in the kernel, and a listing of the union is the sum of
 // them. A small directory is read in turn, as a thread costs more than its read.
-int UnionFilesystem::read_parts(const std::vector<Part>& dir,
-                                std::vector<names::UnionPart>* parts) {
+int UnionFilesystem::read_parts(const std::vector<Part>& dir, std::vector<names::UnionPart>* parts,
+                                bool hash) {
   parts->assign(dir.size(), names::UnionPart{});
   std::vector<int> errors(dir.size(), 0);
   auto read = [&](size_t i) {  // and fold the names there, as part of the read
     errors[i] = trees_[dir[i].tree]->read_union_part(dir[i].id, dir[i].tree, &(*parts)[i]);
-    if (errors[i] == 0) names::hash_keys(&(*parts)[i], names::FoldRules{});
+    if (errors[i] == 0 && hash) names::hash_keys(&(*parts)[i], names::FoldRules{});
   };
   if (dir.size() > 1 && listed_bytes(dir) >= kReadAsideBytes) {
     listings_read_aside_++;
@@ -500,7 +500,8 @@ off_t UnionFilesystem::listed_bytes(const std::vector<Part>& dir) {
 
 int UnionFilesystem::merge(const std::vector<Part>& dir, names::UnionDir* merged) {
   std::vector<names::UnionPart> parts;
-  if (int err = read_parts(dir, &parts); err != 0) return err;
+  // The full merge folds every name itself: no hashes for it.
+  if (int err = read_parts(dir, &parts, /*hash=*/false); err != 0) return err;
   *merged = names::merge_union_dir(std::move(parts), names::FoldRules{}, /*sorted=*/false);
   return 0;
 }
@@ -518,7 +519,7 @@ int UnionFilesystem::listing(uint64_t ino, off_t offset,
     if (*out) return 0;
   }
   std::vector<names::UnionPart> parts;
-  if (int err = read_parts(parts_of(*dir), &parts); err != 0) return err;
+  if (int err = read_parts(parts_of(*dir), &parts, /*hash=*/true); err != 0) return err;
   auto items = std::make_shared<const std::vector<Item>>(
       names::union_listing(std::move(parts), names::FoldRules{}));
   MutexLock lock(mutex_);

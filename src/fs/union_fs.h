@@ -41,7 +41,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -206,7 +205,9 @@ class UnionFilesystem : public Operations {
   void hold(Node& n, Part p) REQUIRES(mutex_);
 
   // The merged listing of `dir`.
-  int read_parts(const std::vector<Part>& dir, std::vector<names::UnionPart>* parts);
+  // The parts of `dir` (down to the first opaque one); `hash`: with their names' key_hashes, for
+  // names::union_listing().
+  int read_parts(const std::vector<Part>& dir, std::vector<names::UnionPart>* parts, bool hash);
   off_t listed_bytes(const std::vector<Part>& dir);
   int merge(const std::vector<Part>& dir, names::UnionDir* merged);
   int listing(uint64_t ino, off_t offset, std::shared_ptr<const std::vector<Item>>* out);

@@ -519,7 +519,6 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
   });
 }
 
-// A readdir reply buffer of the kernel's size, filled one entry at a time.
 // A listed name as the C string fuse_add_direntry wants, without a heap copy: names read from a
 // directory are at most NAME_MAX bytes (a longer one, which no directory holds, is copied).
 class ListedName {
@@ -539,6 +538,7 @@ class ListedName {
   std::string long_;
 };
 
+// A readdir reply buffer of the kernel's size, filled one entry at a time.
 class DirReply {
  public:
   DirReply(fuse_req_t req, size_t size) : req_(req), buf_(size) {}

@@ -238,14 +238,15 @@ class KeyParts {
     slots_.resize(slots);
   }
 
-  // The slot of the key of `name` (hash `hash`): the first part that held it, or a free slot
-  // (part kFree) to fill with claim().
+  static constexpr uint32_t kFree = ~uint32_t{0};
   struct Slot {
     uint64_t hash = 0;
     const std::string* name = nullptr;
     uint32_t part = kFree;
   };
-  static constexpr uint32_t kFree = ~uint32_t{0};
+
+  // The slot of the key of `name` (hash `hash`): the one holding the first part that held it, or
+  // a free slot (part kFree), which the caller fills.
   Slot& find(uint64_t hash, const std::string& name) {
     const size_t mask = slots_.size() - 1;
     for (size_t i = static_cast<size_t>((hash * 0x9E3779B97F4A7C15ull) >> 32) & mask;;
